@@ -1,0 +1,43 @@
+# NeuroRoute: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+T ?= tests
+# The documented development key: loopback only, never use it on a reachable address.
+DEV_MASTER_KEY := sk-neuroroute-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint fmt typecheck bench bench-quick clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install NeuroRoute with its dev/test/bench extras
+
+run: install ## Start Gunicorn (gevent) on 127.0.0.1:$(PORT) with the built-in mock models
+	NEUROROUTE_MASTER_KEY=$${NEUROROUTE_MASTER_KEY:-$(DEV_MASTER_KEY)} PORT=$(PORT) \
+		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+test: install ## Run the test suite (T=path to run a subset)
+	$(BIN)/python -m pytest $(T)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check app tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/mypy
+
+fmt: install ## Format and autofix with ruff
+	$(BIN)/ruff format app tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check --fix app tests bench wsgi.py gunicorn.conf.py
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""NeuroRoute: an OpenAI-compatible LLM gateway."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Application factory: settings, services, error handlers and blueprints; nothing else.
+
+    ``settings`` defaults to :func:`app.settings.load_settings` (environment + YAML file).
+    Raises ``app.settings.ConfigError`` for an invalid configuration.
+    """
+    from app.api import admin, chat, docs, health, models, register_request_hooks
+    from app.errors import register_error_handlers
+    from app.extensions import init_gateway
+    from app.logs import configure_logging
+
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    init_gateway(app, settings)
+    register_error_handlers(app)
+    register_request_hooks(app)
+    for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
+        app.register_blueprint(blueprint)
+    return app

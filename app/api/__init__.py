@@ -1,0 +1,30 @@
+"""HTTP layer: one module per blueprint, plus the request hooks they share."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from app.extensions import gateway
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Paths that need a bearer key; everything else (health, docs, openapi) is public.
+PROTECTED_PREFIXES = ("/v1/", "/admin/")
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _request_id_and_auth() -> None:
+        rid = request.headers.get(REQUEST_ID_HEADER)
+        g.request_id = rid if rid and _VALID_REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        if request.path.startswith(PROTECTED_PREFIXES):
+            g.principal = gateway().authenticator.authenticate(
+                request.headers.get("Authorization"))
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+        return response

@@ -1,0 +1,1 @@
+"""Client authentication: who is calling, and what they may use."""

@@ -1,0 +1,46 @@
+"""The process-wide services, built once in ``create_app`` and reached through the app.
+
+Blueprints get them with :func:`gateway`; tests build an app with their own settings (and
+hence their own services) through the factory, so nothing here is a module-level global.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+
+from app.auth.service import Authenticator
+from app.providers.base import build_provider
+from app.routing.dispatch import Dispatcher
+from app.routing.registry import ModelRegistry
+from app.settings import Settings
+
+EXTENSION_KEY = "neuroroute"
+
+
+@dataclass(slots=True)
+class Gateway:
+    settings: Settings
+    registry: ModelRegistry
+    dispatcher: Dispatcher
+    authenticator: Authenticator
+    started_at: float = field(default_factory=time.time)
+
+
+def init_gateway(app: Flask, settings: Settings) -> Gateway:
+    registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
+    gw = Gateway(
+        settings=settings,
+        registry=registry,
+        dispatcher=Dispatcher(registry=registry),
+        authenticator=Authenticator(master_key=settings.master_key),
+    )
+    app.extensions[EXTENSION_KEY] = gw
+    return gw
+
+
+def gateway() -> Gateway:
+    gw: Gateway = current_app.extensions[EXTENSION_KEY]
+    return gw

@@ -1,0 +1,125 @@
+"""The built-in mock model: deterministic text, configurable timing, real ``usage``; no network.
+
+A first-class provider (used by ``make run``, the tests and the benchmarks), not a test hack.
+Timing is ``latency_ms`` before the response starts, then ``ttft_ms`` until the first token,
+then one token every ``interval_ms``. Sleeping uses ``time.sleep``, which the gevent worker
+has patched into a cooperative sleep.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider, Usage
+from app.settings import MockParams
+from app.streaming import DONE_EVENT, sse_event
+from app.tokens import estimate_message_tokens
+
+MOCK_FINGERPRINT = "fp_neuroroute_mock"
+WORDS = (
+    "NeuroRoute", "relays", "this", "answer", "from", "its", "built-in", "mock", "model,",
+    "which", "writes", "deterministic", "text", "so", "that", "tests", "and", "benchmarks",
+    "can", "compare", "every", "token", "they", "receive.", "Nothing", "here", "came",
+    "from", "a", "real", "language", "model.",
+)
+
+
+def mock_tokens(messages: Any, count: int) -> list[str]:
+    """``count`` deterministic tokens; the same prompt always gives the same text."""
+    last = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else ""
+    start = zlib.crc32(orjson.dumps(last)) % len(WORDS)
+    return [WORDS[(start + i) % len(WORDS)] + (" " if i < count - 1 else "")
+            for i in range(count)]
+
+
+def completion_budget(body: dict[str, Any], configured: int) -> tuple[int, str]:
+    """How many tokens to produce and the finish reason, honouring max_(completion_)tokens."""
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < configured:
+        return limit, "length"
+    return configured, "stop"
+
+
+def _sleep_ms(ms: float) -> None:
+    if ms > 0:
+        time.sleep(ms / 1000.0)
+
+
+class MockProvider(Provider):
+    kind = "mock"
+
+    @property
+    def params(self) -> MockParams:
+        return self.deployment.mock or MockParams()
+
+    def _usage(self, request: ChatRequest, completion: int) -> Usage:
+        prompt = estimate_message_tokens(request.body.get("messages"))
+        return Usage(prompt, completion, prompt + completion)
+
+    def complete(self, request: ChatRequest) -> ChatResult:
+        params = self.params
+        count, finish = completion_budget(request.body, params.tokens)
+        _sleep_ms(params.latency_ms + params.ttft_ms + params.interval_ms * (count - 1))
+        usage = self._usage(request, count)
+        body = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.deployment.model,
+            "system_fingerprint": MOCK_FINGERPRINT,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content":
+                            "".join(mock_tokens(request.body.get("messages"), count)),
+                            "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish,
+            }],
+            "usage": {"prompt_tokens": usage.prompt_tokens,
+                      "completion_tokens": usage.completion_tokens,
+                      "total_tokens": usage.total_tokens},
+        }
+        return ChatResult(orjson.dumps(body), usage)
+
+    def stream(self, request: ChatRequest) -> ChatStream:
+        params = self.params
+        _sleep_ms(params.latency_ms)
+        count, finish = completion_budget(request.body, params.tokens)
+        usage = self._usage(request, count)
+        stream = ChatStream()
+        stream.usage = usage
+        return stream.attach(self._events(request, params, count, finish, usage, stream))
+
+    def _events(self, request: ChatRequest, params: MockParams, count: int, finish: str,
+                usage: Usage, stream: ChatStream) -> Iterator[bytes]:
+        include_usage = request.include_usage
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": self.deployment.model,
+                "system_fingerprint": MOCK_FINGERPRINT}
+        if include_usage:
+            base["usage"] = None
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            return sse_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                                   "finish_reason": finish_reason}]})
+
+        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        _sleep_ms(params.ttft_ms)
+        for i, token in enumerate(mock_tokens(request.body.get("messages"), count)):
+            if i:
+                _sleep_ms(params.interval_ms)
+            yield chunk({"content": token})
+        yield chunk({}, finish)
+        if include_usage:
+            yield sse_event({**base, "choices": [], "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens}})
+        stream.completed = True
+        yield DONE_EVENT

@@ -1,0 +1,58 @@
+"""Model groups: every configured deployment, addressed by its client-facing name."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from app.providers.base import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGroup:
+    name: str
+    providers: tuple[Provider, ...]
+    weights: tuple[float, ...]
+    owned_by: str
+
+    def choose(self, rng: random.Random) -> Provider:
+        """Weighted random choice among the group's deployments."""
+        if len(self.providers) == 1:
+            return self.providers[0]
+        return rng.choices(self.providers, weights=self.weights, k=1)[0]
+
+
+class ModelRegistry:
+    """Immutable view of the configured model groups, built once per process."""
+
+    def __init__(self, providers: Iterable[Provider], *, rng: random.Random | None = None):
+        grouped: dict[str, list[Provider]] = {}
+        for provider in providers:
+            grouped.setdefault(provider.deployment.name, []).append(provider)
+        self._groups = {
+            name: ModelGroup(
+                name=name,
+                providers=tuple(members),
+                weights=tuple(p.deployment.weight for p in members),
+                owned_by=members[0].deployment.provider
+                if len({p.deployment.provider for p in members}) == 1 else "neuroroute",
+            )
+            for name, members in grouped.items()
+        }
+        self._rng = rng or random.Random()
+
+    def names(self) -> list[str]:
+        return list(self._groups)
+
+    def get(self, name: str) -> ModelGroup | None:
+        return self._groups.get(name)
+
+    def groups(self) -> list[ModelGroup]:
+        return list(self._groups.values())
+
+    def choose(self, group: ModelGroup) -> Provider:
+        return group.choose(self._rng)
+
+    def providers(self) -> list[Provider]:
+        return [p for g in self._groups.values() for p in g.providers]

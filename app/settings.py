@@ -1,0 +1,235 @@
+"""One typed Settings object built from ``NEUROROUTE_*`` environment variables and one YAML file.
+
+This is the only module that reads the environment. ``load_settings()`` is called once by
+``create_app()`` (and by the Gunicorn master to fail fast on a bad configuration); everything
+else receives the resulting :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import ValidationError
+
+from app.schemas.config import ConfigFileSchema
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "neuroroute.yaml"
+ENV_REF_PREFIX = "os.environ/"
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the source, the field and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class MockParams:
+    latency_ms: float = 0.0
+    ttft_ms: float = 0.0
+    tokens: int = 16
+    interval_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One upstream model that can serve requests for the client-facing ``name``."""
+
+    id: str
+    name: str
+    provider: str
+    model: str
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_source: str | None = None  # "os.environ/NAME" or "literal": shown instead of the key
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    weight: float = 1.0
+    connect_timeout: float | None = None
+    read_timeout: float | None = None
+    mock: MockParams | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        """The deployment without secrets (for the admin API and logs)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "provider": self.provider,
+            "model": self.model,
+            "api_base": self.api_base,
+            "api_key": None if self.api_key is None else f"<redacted: {self.api_key_source}>",
+            "headers": {k: "<redacted>" for k in self.headers},
+            "weight": self.weight,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "mock": None if self.mock is None else {
+                "latency_ms": self.mock.latency_ms, "ttft_ms": self.mock.ttft_ms,
+                "tokens": self.mock.tokens, "interval_ms": self.mock.interval_ms},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    master_key: str = field(repr=False)
+    config_path: Path
+    deployments: tuple[Deployment, ...]
+    max_body_bytes: int = 16 * MIB
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 600.0
+    upstream_pool_maxsize: int = 2048
+    upstream_trust_env: bool = False
+    log_level: str = "INFO"
+
+    def public_dict(self) -> dict[str, Any]:
+        """The effective configuration with every secret redacted."""
+        return {
+            "master_key": "<redacted>",
+            "config_path": str(self.config_path),
+            "max_body_bytes": self.max_body_bytes,
+            "upstream_connect_timeout": self.upstream_connect_timeout,
+            "upstream_read_timeout": self.upstream_read_timeout,
+            "upstream_pool_maxsize": self.upstream_pool_maxsize,
+            "upstream_trust_env": self.upstream_trust_env,
+            "log_level": self.log_level,
+            "models": [d.public_dict() for d in self.deployments],
+        }
+
+
+def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
+    """Turn marshmallow's nested error dict into ``models[0].provider: problem`` lines."""
+    if isinstance(messages, dict):
+        out: list[str] = []
+        for key, value in messages.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            elif key == "_schema":
+                path = prefix or "(file)"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(_flatten_errors(value, path))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    return [f"{prefix}: {messages}"]
+
+
+def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    return value
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _resolve_secret(value: str | None, where: str, env: Mapping[str, str]) -> tuple[str | None,
+                                                                                     str | None]:
+    if value is None:
+        return None, None
+    if value.startswith(ENV_REF_PREFIX):
+        var = value[len(ENV_REF_PREFIX):]
+        secret = env.get(var)
+        if not secret:
+            raise ConfigError(f"{where}: environment variable {var} is not set")
+        return secret, value
+    return value, "literal"
+
+
+def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ...]:
+    """Read and validate the YAML model file; raise ConfigError naming file, field and problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the file must be a mapping with a 'models' list")
+    try:
+        data = ConfigFileSchema().load(raw)
+    except ValidationError as exc:
+        lines = _flatten_errors(exc.messages)
+        raise ConfigError(f"{path}: " + "; ".join(lines)) from None
+
+    deployments: list[Deployment] = []
+    seen_ids: set[str] = set()
+    group_sizes: dict[str, int] = {}
+    for index, entry in enumerate(data["models"]):
+        where = f"{path}: models[{index}]"
+        position = group_sizes[entry["name"]] = group_sizes.get(entry["name"], -1) + 1
+        dep_id = entry.get("id") or f"{entry['name']}#{position}"
+        if dep_id in seen_ids:
+            raise ConfigError(f"{where}.id: duplicate deployment id {dep_id!r}")
+        seen_ids.add(dep_id)
+        if entry["provider"] != "mock" and not entry.get("api_base"):
+            raise ConfigError(f"{where}.api_base: required for provider {entry['provider']!r}")
+        if entry["provider"] == "mock" and entry.get("api_base"):
+            raise ConfigError(f"{where}.api_base: the mock provider has no upstream")
+        api_key, key_source = _resolve_secret(entry.get("api_key"), f"{where}.api_key", env)
+        mock = entry.get("mock")
+        deployments.append(Deployment(
+            id=dep_id,
+            name=entry["name"],
+            provider=entry["provider"],
+            model=entry["model"],
+            api_base=(entry.get("api_base") or "").rstrip("/") or None,
+            api_key=api_key,
+            api_key_source=key_source,
+            headers=dict(entry["headers"]),
+            weight=entry["weight"],
+            connect_timeout=entry.get("connect_timeout"),
+            read_timeout=entry.get("read_timeout"),
+            mock=MockParams(**mock) if mock is not None
+            else (MockParams() if entry["provider"] == "mock" else None),
+        ))
+    return tuple(deployments)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment (``os.environ`` unless given) and the YAML file."""
+    env = os.environ if env is None else env
+    master_key = env.get("NEUROROUTE_MASTER_KEY", "")
+    if not master_key:
+        raise ConfigError("NEUROROUTE_MASTER_KEY: not set. The gateway never runs open; "
+                          "set a secret master key (make run uses the documented dev key).")
+    if len(master_key) < 8:
+        raise ConfigError("NEUROROUTE_MASTER_KEY: must be at least 8 characters")
+    config_path = Path(env.get("NEUROROUTE_CONFIG") or DEFAULT_CONFIG_PATH)
+    max_body = _env_number(env, "NEUROROUTE_MAX_BODY_BYTES", 16 * MIB, int)
+    if max_body > 32 * MIB:
+        raise ConfigError("NEUROROUTE_MAX_BODY_BYTES: at most 33554432 (32 MiB)")
+    log_level = (env.get("NEUROROUTE_LOG_LEVEL") or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"NEUROROUTE_LOG_LEVEL: unknown level {log_level!r}")
+    return Settings(
+        master_key=master_key,
+        config_path=config_path,
+        deployments=load_deployments(config_path, env),
+        max_body_bytes=max_body,
+        upstream_connect_timeout=_env_number(env, "NEUROROUTE_UPSTREAM_CONNECT_TIMEOUT", 5.0,
+                                             float),
+        upstream_read_timeout=_env_number(env, "NEUROROUTE_UPSTREAM_READ_TIMEOUT", 600.0, float),
+        upstream_pool_maxsize=_env_number(env, "NEUROROUTE_UPSTREAM_POOL_MAXSIZE", 2048, int),
+        upstream_trust_env=_env_bool(env, "NEUROROUTE_UPSTREAM_TRUST_ENV", False),
+        log_level=log_level,
+    )

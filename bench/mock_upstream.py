@@ -1,0 +1,204 @@
+"""An OpenAI-compatible mock upstream server (aiohttp), for end-to-end tests and benchmarks.
+
+    python bench/mock_upstream.py --port 9100
+
+Behaviour per request comes from, in order of precedence: a ``mock`` object in the JSON body
+(clients reach it through the gateway, which passes unknown fields through), ``x-mock-*``
+headers (e.g. set per deployment in the gateway's config), then environment defaults
+``MOCK_LATENCY_MS``, ``MOCK_TTFT_MS``, ``MOCK_TOKENS``, ``MOCK_INTERVAL_MS``.
+
+Keys of ``mock`` / headers ``x-mock-<key>``:
+  latency_ms   delay before the response starts          ttft_ms   then until the first token
+  tokens       completion tokens                          interval_ms  between stream tokens
+  status       answer with this HTTP status and an OpenAI error body
+  fail_after   abort the connection after this many stream events (0 = before any)
+  no_done      end the stream without ``data: [DONE]``
+  not_sse      answer a stream request with a JSON body instead of an event stream
+  bad_json     answer a non-stream request with a body that is not JSON
+  retry_after  ``Retry-After`` header value sent with an error status
+
+``GET /_stats`` returns counters (requests, streams started/completed/disconnected, active
+streams, the last request's headers); ``POST /_reset`` zeroes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+WORDS = ("mock", "upstream", "says", "hello", "to", "the", "gateway", "and", "its", "clients")
+
+STATS: dict[str, Any] = {}
+
+
+def reset_stats() -> None:
+    STATS.update(requests=0, streams_started=0, streams_completed=0, streams_disconnected=0,
+                 active_streams=0, last_headers={}, last_body=None)
+
+
+reset_stats()
+
+
+def _param(opts: dict[str, Any], headers: Any, key: str, default: Any, cast: Any = float) -> Any:
+    if key in opts:
+        return cast(opts[key])
+    header = headers.get(f"x-mock-{key.replace('_', '-')}")
+    if header is not None:
+        return cast(header)
+    env = os.environ.get(f"MOCK_{key.upper()}")
+    return cast(env) if env is not None else default
+
+
+def _error_body(status: int) -> dict[str, Any]:
+    return {"error": {"message": f"mock upstream error {status}", "type": "server_error"
+                      if status >= 500 else "invalid_request_error", "param": None,
+                      "code": f"mock_{status}"}}
+
+
+def _chunk(base: bytes, delta: dict[str, Any], finish: str | None) -> bytes:
+    choice = json.dumps({"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish})
+    return base + b'"choices":[' + choice.encode() + b"]}\n\n"
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    STATS["requests"] += 1
+    STATS["last_headers"] = {k.lower(): v for k, v in request.headers.items()}
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return web.json_response(_error_body(400), status=400)
+    STATS["last_body"] = body
+    opts = body.pop("mock", None) or {}
+    hdr = request.headers
+    latency = _param(opts, hdr, "latency_ms", 0.0)
+    ttft = _param(opts, hdr, "ttft_ms", 0.0)
+    tokens = int(_param(opts, hdr, "tokens", 16))
+    interval = _param(opts, hdr, "interval_ms", 0.0)
+    status = int(_param(opts, hdr, "status", 200))
+    fail_after = int(_param(opts, hdr, "fail_after", -1))
+    no_done = bool(_param(opts, hdr, "no_done", 0, int))
+    not_sse = bool(_param(opts, hdr, "not_sse", 0, int))
+    bad_json = bool(_param(opts, hdr, "bad_json", 0, int))
+    retry_after = opts.get("retry_after") or hdr.get("x-mock-retry-after")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    finish = "stop"
+    if isinstance(max_tokens, int) and 0 < max_tokens < tokens:
+        tokens, finish = max_tokens, "length"
+
+    if latency:
+        await asyncio.sleep(latency / 1000)
+    if status != 200:
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return web.json_response(_error_body(status), status=status, headers=headers)
+    model = body.get("model", "mock")
+    cid = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + 1
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
+             "total_tokens": prompt_tokens + tokens}
+    words = [WORDS[i % len(WORDS)] + (" " if i < tokens - 1 else "") for i in range(tokens)]
+
+    if not body.get("stream"):
+        if ttft or interval:
+            await asyncio.sleep((ttft + interval * max(tokens - 1, 0)) / 1000)
+        if bad_json:
+            return web.Response(body=b"<html>not json</html>", content_type="application/json")
+        return web.json_response({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "system_fingerprint": "fp_mock_upstream",
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": "".join(words),
+                                     "refusal": None}}],
+            "usage": usage})
+
+    if not_sse:
+        return web.json_response({"unexpected": True})
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    STATS["streams_started"] += 1
+    STATS["active_streams"] += 1
+    head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": "fp_mock_upstream"}
+    if include_usage:
+        head["usage"] = None
+    base = b"data: " + json.dumps(head)[:-1].encode() + b","
+    events = [_chunk(base, {"role": "assistant", "content": ""}, None)]
+    events += [_chunk(base, {"content": w}, None) for w in words]
+    events.append(_chunk(base, {}, finish))
+    if include_usage:
+        events.append(b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode()
+                      + b"\n\n")
+    if not no_done:
+        events.append(b"data: [DONE]\n\n")
+    try:
+        for i, event in enumerate(events):
+            if i == fail_after:
+                assert request.transport is not None
+                request.transport.abort()  # drop the connection mid-stream
+                return resp
+            if i == 1 and ttft:
+                await asyncio.sleep(ttft / 1000)
+            elif i > 1 and interval and i <= tokens:
+                await asyncio.sleep(interval / 1000)
+            await resp.write(event)
+        await resp.write_eof()
+        STATS["streams_completed"] += 1
+    except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+        STATS["streams_disconnected"] += 1
+        raise
+    finally:
+        STATS["active_streams"] -= 1
+    return resp
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [
+        {"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(STATS)
+
+
+async def reset(request: web.Request) -> web.Response:
+    reset_stats()
+    return web.json_response({"ok": True})
+
+
+def make_app() -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/_stats", stats)
+    app.router.add_post("/_reset", reset)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    args = parser.parse_args()
+    try:
+        import uvloop  # optional: faster event loop when installed
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(make_app(), host=args.host, port=args.port, access_log=None,
+                print=lambda *_: print(f"mock upstream on {args.host}:{args.port}", flush=True),
+                backlog=4096)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Gunicorn settings for NeuroRoute. Every setting that differs from Gunicorn's default says why.
+
+Server-level knobs come from the environment (PORT, NEUROROUTE_BIND, NEUROROUTE_WORKERS, ...);
+the application's own settings are read by ``app.settings`` only.
+"""
+
+import os
+import sys
+
+# The master checks the configuration before forking, so a bad config file or a missing
+# master key exits with one clear message and a non-zero status instead of a crash loop of
+# workers. app.settings imports no HTTP client, so ssl is not imported before gevent patches.
+from app.settings import ConfigError, load_settings
+
+# Async workers: one process serves thousands of concurrent (mostly idle, streaming)
+# connections, each in its own greenlet.
+worker_class = "gevent"
+
+# Loopback by default: exposing the gateway is an explicit decision (NEUROROUTE_BIND).
+bind = os.environ.get("NEUROROUTE_BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+
+# One worker per core is the usual sizing for gevent workers (CPU-bound parsing, I/O-bound waits).
+workers = int(os.environ.get("NEUROROUTE_WORKERS", "1"))
+
+# Concurrent connections per worker (default 1000). Upstream pools are sized above this.
+worker_connections = int(os.environ.get("NEUROROUTE_WORKER_CONNECTIONS", "2000"))
+
+# Heartbeat timeout: gevent workers notify from their own greenlet, so long streams do not
+# trip it; only a worker whose hub is blocked is restarted.
+timeout = int(os.environ.get("NEUROROUTE_WORKER_TIMEOUT", "60"))
+
+# Streams can last minutes: on SIGTERM/HUP in-flight requests get this long to finish.
+graceful_timeout = int(os.environ.get("NEUROROUTE_GRACEFUL_TIMEOUT", "120"))
+
+# Keep-alive with the client (nginx keeps upstream connections open; its default is 60 s).
+keepalive = int(os.environ.get("NEUROROUTE_KEEPALIVE", "75"))
+
+# Larger backlog than the default 2048 would not help on one core; keep the default.
+# Access logs are written by the app itself (JSON); Gunicorn's error log goes to stderr.
+errorlog = "-"
+loglevel = os.environ.get("NEUROROUTE_LOG_LEVEL", "info").lower()
+
+
+def on_starting(server):  # noqa: ARG001 - Gunicorn hook signature
+    try:
+        load_settings()
+    except ConfigError as exc:
+        print(f"neuroroute: configuration error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: settings written to a temp YAML file, the app, its client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.settings import Settings, load_settings
+
+MASTER_KEY = "sk-test-master-key"
+AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
+UPSTREAM = "http://upstream.test/v1"
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {"name": "mock-fast", "provider": "mock", "model": "mock-fast",
+     "mock": {"tokens": 5}},
+    {"name": "gpt-test", "provider": "openai", "model": "gpt-test-upstream",
+     "api_base": UPSTREAM, "api_key": "sk-upstream-secret"},
+]
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Build Settings the way production does: a YAML file plus NEUROROUTE_* variables."""
+
+    def factory(models: list[dict[str, Any]] | None = None, **env: str) -> Settings:
+        path = tmp_path / "neuroroute.yaml"
+        path.write_text(yaml.safe_dump({"models": models or DEFAULT_MODELS}))
+        full_env = {"NEUROROUTE_MASTER_KEY": MASTER_KEY, "NEUROROUTE_CONFIG": str(path),
+                    "NEUROROUTE_UPSTREAM_READ_TIMEOUT": "2", **env}
+        return load_settings(full_env)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def chat_body(model: str = "mock-fast", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "Hello there"}], **extra}
