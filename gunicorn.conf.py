@@ -5,7 +5,9 @@ the application's own settings are read by ``app.settings`` only.
 """
 
 import os
+import shutil
 import sys
+import tempfile
 
 # The master checks the configuration before forking, so a bad config file or a missing
 # master key exits with one clear message and a non-zero status instead of a crash loop of
@@ -36,9 +38,41 @@ graceful_timeout = int(os.environ.get("NEUROROUTE_GRACEFUL_TIMEOUT", "120"))
 keepalive = int(os.environ.get("NEUROROUTE_KEEPALIVE", "75"))
 
 # Larger backlog than the default 2048 would not help on one core; keep the default.
-# Access logs are written by the app itself (JSON); Gunicorn's error log goes to stderr.
-errorlog = "-"
+# Access logs are written by the app itself (one JSON line per request, with model, tokens,
+# TTFT); Gunicorn's own log lines use the same JSON format on stdout.
+accesslog = None
 loglevel = os.environ.get("NEUROROUTE_LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                            "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["stdout"], "level": "WARNING"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(),
+                           "propagate": False},
+        # The app's own access line is richer (model, tokens, TTFT); one line per request is
+        # enough, and every log call is on the hot path.
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
+}
+
+# Gunicorn's control socket (for `gunicornc`) defaults to one fixed path per user, which
+# several instances on a host would fight over: opt in with a path of your own.
+control_socket_disable = not os.environ.get("NEUROROUTE_CONTROL_SOCKET")
+if os.environ.get("NEUROROUTE_CONTROL_SOCKET"):
+    control_socket = os.environ["NEUROROUTE_CONTROL_SOCKET"]
+
+# Prometheus multiprocess mode: every worker writes its metrics to files in this directory and
+# /metrics on any worker sums them. It must be set before a worker imports prometheus_client,
+# and must start empty, so the master creates a fresh one unless ops configured one.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="neuroroute-metrics-")
 
 
 def on_starting(server):  # noqa: ARG001 - Gunicorn hook signature
@@ -47,3 +81,10 @@ def on_starting(server):  # noqa: ARG001 - Gunicorn hook signature
     except ConfigError as exc:
         print(f"neuroroute: configuration error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def child_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
+    # Drop the live gauges (in-flight requests/streams) of a worker that is gone.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

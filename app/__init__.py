@@ -28,4 +28,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_hooks(app)
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
         app.register_blueprint(blueprint)
+    if settings.trusted_proxy_hops:
+        # Trust exactly this many proxies (e.g. nginx) for the client address and scheme.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app

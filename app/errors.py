@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 import orjson
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,8 @@ def error_body(err: GatewayError) -> bytes:
 
 def error_response(err: GatewayError) -> Response:
     """Render a GatewayError as OpenAI's error envelope."""
+    if has_request_context():
+        g.error_code = err.code  # for the access log
     resp = Response(error_body(err), status=err.status, mimetype="application/json")
     for name, value in err.headers.items():
         resp.headers[name] = value

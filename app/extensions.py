@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from app.auth.service import Authenticator
+from app.observability import Observer
 from app.providers.base import build_provider
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
@@ -26,6 +27,7 @@ class Gateway:
     registry: ModelRegistry
     dispatcher: Dispatcher
     authenticator: Authenticator
+    observer: Observer
     started_at: float = field(default_factory=time.time)
 
 
@@ -36,6 +38,9 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         registry=registry,
         dispatcher=Dispatcher(registry=registry),
         authenticator=Authenticator(master_key=settings.master_key),
+        observer=Observer(known_models={d.name for d in settings.deployments},
+                          known_deployments={d.id for d in settings.deployments},
+                          access_log_enabled=settings.access_log),
     )
     app.extensions[EXTENSION_KEY] = gw
     return gw

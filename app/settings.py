@@ -83,6 +83,10 @@ class Settings:
     upstream_pool_maxsize: int = 2048
     upstream_trust_env: bool = False
     log_level: str = "INFO"
+    access_log: bool = True
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_multiproc_dir: str | None = None  # set by gunicorn.conf.py for multi-worker metrics
+    trusted_proxy_hops: int = 0
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -95,6 +99,9 @@ class Settings:
             "upstream_pool_maxsize": self.upstream_pool_maxsize,
             "upstream_trust_env": self.upstream_trust_env,
             "log_level": self.log_level,
+            "access_log": self.access_log,
+            "metrics_token": None if self.metrics_token is None else "<redacted>",
+            "trusted_proxy_hops": self.trusted_proxy_hops,
             "models": [d.public_dict() for d in self.deployments],
         }
 
@@ -128,6 +135,16 @@ def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -
     if value <= 0:
         raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
     return value
+
+
+def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A non-negative integer (0 allowed, unlike _env_number)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit():
+        raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
+    return int(raw)
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -232,4 +249,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_pool_maxsize=_env_number(env, "NEUROROUTE_UPSTREAM_POOL_MAXSIZE", 2048, int),
         upstream_trust_env=_env_bool(env, "NEUROROUTE_UPSTREAM_TRUST_ENV", False),
         log_level=log_level,
+        access_log=_env_bool(env, "NEUROROUTE_ACCESS_LOG", True),
+        metrics_token=env.get("NEUROROUTE_METRICS_TOKEN") or None,
+        metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        trusted_proxy_hops=_env_count(env, "NEUROROUTE_TRUSTED_PROXY_HOPS", 0),
     )

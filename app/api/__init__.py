@@ -8,6 +8,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from app.extensions import gateway
+from app.observability import RequestRecord
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -20,11 +21,23 @@ def register_request_hooks(app: Flask) -> None:
     def _request_id_and_auth() -> None:
         rid = request.headers.get(REQUEST_ID_HEADER)
         g.request_id = rid if rid and _VALID_REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+        gw = gateway()
+        g.record = RequestRecord(g.request_id, request.method, request.path,
+                                 route=request.url_rule.rule if request.url_rule else "unmatched",
+                                 client_ip=request.remote_addr)
+        gw.observer.start()
         if request.path.startswith(PROTECTED_PREFIXES):
-            g.principal = gateway().authenticator.authenticate(
-                request.headers.get("Authorization"))
+            g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
+            g.record.key_id = g.principal.key_id
 
     @app.after_request
-    def _echo_request_id(response: Response) -> Response:
+    def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+        record: RequestRecord | None = g.get("record")
+        if record is not None:
+            record.status = response.status_code
+            record.error_code = g.get("error_code")
+            observer = gateway().observer
+            # Runs when the server closes the response: after a stream's last byte.
+            response.call_on_close(lambda: observer.finish(record))
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -54,15 +55,23 @@ def create_chat_completion() -> Response:
     body = parse_json_object()
     validate_chat_body(body)
     model = body["model"]
+    record = g.record
+    record.model = model
+    record.stream = body.get("stream") is True
     if not g.principal.may_use(model):
         raise ModelNotFoundError(model)
-    outcome = gateway().dispatcher.chat(ChatRequest(body=body, model=model,
-                                                    request_id=g.request_id))
+    gw = gateway()
+    dispatched = time.perf_counter()
+    outcome = gw.dispatcher.chat(ChatRequest(body=body, model=model, request_id=g.request_id))
+    record.upstream_seconds = time.perf_counter() - dispatched
+    record.deployment = outcome.deployment.id
+    record.attempts = outcome.attempts
     headers = {"x-neuroroute-deployment": outcome.deployment.id,
                "x-neuroroute-attempts": str(outcome.attempts)}
     if outcome.stream is not None:
-        return Response(outcome.stream, status=200, mimetype=SSE_MIMETYPE,
-                        headers={**SSE_HEADERS, **headers})
+        return Response(gw.observer.instrument_stream(record, outcome.stream), status=200,
+                        mimetype=SSE_MIMETYPE, headers={**SSE_HEADERS, **headers})
     assert outcome.result is not None
+    record.usage = outcome.result.usage
     return Response(outcome.result.body, status=outcome.result.status,
                     mimetype="application/json", headers=headers)

@@ -98,6 +98,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "health.ready": {"get": {
         "tags": ["health"], "summary": "Readiness: configuration and dependencies",
         "responses": {"200": _ok("Ready"), "503": _ok("Ready", "Not ready")}}},
+    "health.metrics": {"get": {
+        "tags": ["health"], "summary": "Prometheus metrics of all workers",
+        "description": "Bearer NEUROROUTE_METRICS_TOKEN when set; loopback clients only "
+                       "otherwise.",
+        "responses": {"200": {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "401": _error("Wrong metrics token"),
+                      "403": _error("Not a loopback client and no token configured")}}},
     "admin.effective_config": {"get": {
         "tags": ["admin"], "summary": "The effective configuration, secrets redacted",
         "security": SECURED,

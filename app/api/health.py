@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 
+from app.errors import AuthenticationError, PermissionDeniedError
 from app.extensions import gateway
+from app.observability import render_metrics
 
 bp = Blueprint("health", __name__)
 
@@ -26,3 +30,24 @@ def ready() -> tuple[dict[str, Any], int]:
                                     "models": len(gw.registry.names())}}}
     ok = all(c["status"] == "ok" for c in checks.values())
     return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of all workers.
+
+    With ``NEUROROUTE_METRICS_TOKEN`` set, scrapers send it as a bearer token; without it only
+    loopback clients are served (behind a proxy with trusted hops, the real client address
+    counts, so the internet cannot scrape through nginx).
+    """
+    settings = gateway().settings
+    if settings.metrics_token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), settings.metrics_token.encode()):
+            raise AuthenticationError("A valid metrics token is required.",
+                                      code="invalid_metrics_token")
+    elif not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
+        raise PermissionDeniedError("Metrics are served to loopback clients only; set "
+                                    "NEUROROUTE_METRICS_TOKEN to scrape remotely.")
+    return Response(render_metrics(settings.metrics_multiproc_dir),
+                    mimetype="text/plain; version=0.0.4")
