@@ -13,7 +13,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     ``settings`` defaults to :func:`app.settings.load_settings` (environment + YAML file).
     Raises ``app.settings.ConfigError`` for an invalid configuration.
     """
-    from app.api import admin, chat, docs, health, models, register_request_hooks
+    from app.api import (
+        admin,
+        chat,
+        docs,
+        health,
+        models,
+        register_auth_enforcement,
+        register_request_hooks,
+    )
     from app.errors import register_error_handlers
     from app.extensions import init_gateway
     from app.logs import configure_logging
@@ -23,11 +31,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    init_gateway(app, settings)
     register_error_handlers(app)
-    register_request_hooks(app)
+    register_request_hooks(app)  # 1. request id, observation, authentication recorded
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
         app.register_blueprint(blueprint)
+    init_gateway(app, settings)  # 2. services, including the rate limiter's hooks
+    register_auth_enforcement(app)  # 3. a failed authentication becomes its 401 here
     if settings.trusted_proxy_hops:
         # Trust exactly this many proxies (e.g. nginx) for the client address and scheme.
         from werkzeug.middleware.proxy_fix import ProxyFix

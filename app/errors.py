@@ -196,6 +196,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
+        from flask_limiter.errors import RateLimitExceeded
+
+        if isinstance(exc, RateLimitExceeded):
+            from app.ratelimit import rate_limit_error
+
+            return error_response(rate_limit_error(exc))
         resp = error_response(from_http_exception(exc))
         if exc.code == 405:
             valid = getattr(exc, "valid_methods", None)

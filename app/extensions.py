@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app
 
 from app.auth.service import Authenticator
+from app.cache import ModelListCache, ResponseCache
 from app.observability import Observer
 from app.providers.base import build_provider
+from app.ratelimit import RateLimits, init_rate_limits
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
 from app.settings import Settings
@@ -28,10 +30,14 @@ class Gateway:
     dispatcher: Dispatcher
     authenticator: Authenticator
     observer: Observer
+    rate_limits: RateLimits
+    cache: ResponseCache
+    model_lists: ModelListCache
     started_at: float = field(default_factory=time.time)
 
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
+    """Build the services; call after the blueprints are registered (limits wrap the views)."""
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
     gw = Gateway(
         settings=settings,
@@ -41,6 +47,9 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         observer=Observer(known_models={d.name for d in settings.deployments},
                           known_deployments={d.id for d in settings.deployments},
                           access_log_enabled=settings.access_log),
+        rate_limits=init_rate_limits(app, settings),
+        cache=ResponseCache(app, settings),
+        model_lists=ModelListCache(app),
     )
     app.extensions[EXTENSION_KEY] = gw
     return gw

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,9 @@ class RequestRecord:
     usage: Usage | None = None
     status: int = 0
     error_code: str | None = None
+    cache: str | None = None  # hit | miss | skip for chat completions
     finished: bool = False
+    on_finish: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 
 
 class Observer:
@@ -130,6 +132,11 @@ class Observer:
         if record.usage is not None:
             TOKENS.labels(model, "prompt").inc(record.usage.prompt_tokens)
             TOKENS.labels(model, "completion").inc(record.usage.completion_tokens)
+        for callback in record.on_finish:
+            try:
+                callback(record)
+            except Exception:  # a failing accounting hook must not lose the access line
+                access_log.exception("finish hook failed")
         if self.access_log_enabled:
             access_log.info("request", extra=access_fields(record, duration))
 
@@ -152,6 +159,8 @@ def access_fields(record: RequestRecord, duration: float) -> dict[str, Any]:
         fields["completion_tokens"] = record.usage.completion_tokens
     if record.error_code is not None:
         fields["error_code"] = record.error_code
+    if record.cache is not None:
+        fields["cache"] = record.cache
     return fields
 
 

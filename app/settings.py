@@ -37,6 +37,15 @@ class MockParams:
 
 
 @dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Response caching for a model: entries live ``ttl`` seconds (0 = the global default)
+    and are shared within ``scope``: key, team (falls back to key) or global."""
+
+    ttl: int = 0
+    scope: str = "team"
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One upstream model that can serve requests for the client-facing ``name``."""
 
@@ -52,6 +61,7 @@ class Deployment:
     connect_timeout: float | None = None
     read_timeout: float | None = None
     mock: MockParams | None = None
+    cache: CachePolicy | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """The deployment without secrets (for the admin API and logs)."""
@@ -69,6 +79,8 @@ class Deployment:
             "mock": None if self.mock is None else {
                 "latency_ms": self.mock.latency_ms, "ttft_ms": self.mock.ttft_ms,
                 "tokens": self.mock.tokens, "interval_ms": self.mock.interval_ms},
+            "cache": None if self.cache is None else {"ttl": self.cache.ttl,
+                                                      "scope": self.cache.scope},
         }
 
 
@@ -87,6 +99,13 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_multiproc_dir: str | None = None  # set by gunicorn.conf.py for multi-worker metrics
     trusted_proxy_hops: int = 0
+    redis_url: str | None = field(default=None, repr=False)
+    redis_namespace: str = "neuroroute"  # prefix of every key the gateway writes to Redis
+    ratelimit_strategy: str = "fixed-window"
+    default_rpm: int | None = None
+    default_tpm: int | None = None
+    auth_failure_limit: str = "20/minute"
+    cache_ttl: int = 300
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -102,8 +121,28 @@ class Settings:
             "access_log": self.access_log,
             "metrics_token": None if self.metrics_token is None else "<redacted>",
             "trusted_proxy_hops": self.trusted_proxy_hops,
+            "redis_url": None if self.redis_url is None else _redact_url(self.redis_url),
+            "redis_namespace": self.redis_namespace,
+            "ratelimit_strategy": self.ratelimit_strategy,
+            "default_rpm": self.default_rpm,
+            "default_tpm": self.default_tpm,
+            "auth_failure_limit": self.auth_failure_limit,
+            "cache_ttl": self.cache_ttl,
             "models": [d.public_dict() for d in self.deployments],
         }
+
+
+def _redact_url(url: str) -> str:
+    """A connection URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:<redacted>@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -145,6 +184,23 @@ def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw.strip().isdigit():
         raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
     return int(raw)
+
+
+def _env_optional_count(env: Mapping[str, str], name: str) -> int | None:
+    """A positive whole number, or None when unset (no limit)."""
+    if not env.get(name):
+        return None
+    value: int = _env_number(env, name, 0, int)
+    return value
+
+
+def _check_limit_string(name: str, value: str) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name}: not a rate limit like '20/minute': {value!r}") from None
 
 
 def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -218,6 +274,7 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
             read_timeout=entry.get("read_timeout"),
             mock=MockParams(**mock) if mock is not None
             else (MockParams() if entry["provider"] == "mock" else None),
+            cache=CachePolicy(**entry["cache"]) if entry.get("cache") is not None else None,
         ))
     return tuple(deployments)
 
@@ -236,6 +293,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if max_body > 32 * MIB:
         raise ConfigError("NEUROROUTE_MAX_BODY_BYTES: at most 33554432 (32 MiB)")
     log_level = (env.get("NEUROROUTE_LOG_LEVEL") or "INFO").upper()
+    redis_url = env.get("NEUROROUTE_REDIS_URL") or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("NEUROROUTE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    strategy = env.get("NEUROROUTE_RATELIMIT_STRATEGY") or "fixed-window"
+    if strategy not in ("fixed-window", "moving-window", "sliding-window-counter"):
+        raise ConfigError(f"NEUROROUTE_RATELIMIT_STRATEGY: unknown strategy {strategy!r}")
+    auth_failure_limit = env.get("NEUROROUTE_AUTH_FAILURE_LIMIT") or "20/minute"
+    _check_limit_string("NEUROROUTE_AUTH_FAILURE_LIMIT", auth_failure_limit)
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"NEUROROUTE_LOG_LEVEL: unknown level {log_level!r}")
     return Settings(
@@ -253,4 +318,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("NEUROROUTE_METRICS_TOKEN") or None,
         metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         trusted_proxy_hops=_env_count(env, "NEUROROUTE_TRUSTED_PROXY_HOPS", 0),
+        redis_url=redis_url,
+        redis_namespace=env.get("NEUROROUTE_REDIS_NAMESPACE") or "neuroroute",
+        ratelimit_strategy=strategy,
+        default_rpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_RPM"),
+        default_tpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_TPM"),
+        auth_failure_limit=auth_failure_limit,
+        cache_ttl=_env_number(env, "NEUROROUTE_CACHE_TTL", 300, int),
     )

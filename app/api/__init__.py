@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from app.errors import AuthenticationError
 from app.extensions import gateway
 from app.observability import RequestRecord
 
@@ -17,6 +18,13 @@ PROTECTED_PREFIXES = ("/v1/", "/admin/")
 
 
 def register_request_hooks(app: Flask) -> None:
+    """Request id, observation and authentication.
+
+    Authentication is *recorded* here (``g.principal`` or ``g.auth_error``) and enforced by
+    :func:`register_auth_enforcement`, registered after the rate limiter, so the limiter can
+    count failed attempts per client address before the 401 is raised.
+    """
+
     @app.before_request
     def _request_id_and_auth() -> None:
         rid = request.headers.get(REQUEST_ID_HEADER)
@@ -27,8 +35,12 @@ def register_request_hooks(app: Flask) -> None:
                                  client_ip=request.remote_addr)
         gw.observer.start()
         if request.path.startswith(PROTECTED_PREFIXES):
-            g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
-            g.record.key_id = g.principal.key_id
+            try:
+                g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
+            except AuthenticationError as err:
+                g.auth_error = err
+            else:
+                g.record.key_id = g.principal.key_id
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -41,3 +53,11 @@ def register_request_hooks(app: Flask) -> None:
             # Runs when the server closes the response: after a stream's last byte.
             response.call_on_close(lambda: observer.finish(record))
         return response
+
+
+def register_auth_enforcement(app: Flask) -> None:
+    @app.before_request
+    def _enforce_auth() -> None:
+        err = g.get("auth_error")
+        if err is not None:
+            raise err

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, g, request
 
+from app.cache import HIT, MISS, replay_as_stream
 from app.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaTypeError
 from app.extensions import gateway
+from app.observability import RequestRecord
 from app.providers.base import ChatRequest
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_HEADERS, SSE_MIMETYPE
@@ -25,6 +27,9 @@ def parse_json_object() -> dict[str, Any]:
     PayloadTooLarge (413, from werkzeug) above the configured limit, and
     InvalidRequestError (400) for a body that is not a JSON object.
     """
+    cached: dict[str, Any] | None = g.get("chat_body")
+    if cached is not None:  # already parsed for the token rate limit
+        return cached
     if request.mimetype != "application/json":
         raise UnsupportedMediaTypeError("Content-Type must be application/json.")
     raw = request.get_data(cache=False)
@@ -35,6 +40,7 @@ def parse_json_object() -> dict[str, Any]:
                                   code="invalid_json") from None
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
+    g.chat_body = body
     return body
 
 
@@ -61,17 +67,43 @@ def create_chat_completion() -> Response:
     if not g.principal.may_use(model):
         raise ModelNotFoundError(model)
     gw = gateway()
+    tpm = gw.rate_limits.tpm_context()
+    record.on_finish.append(lambda rec: gw.rate_limits.charge_actual_tokens(rec.usage, tpm))
+    lookup = gw.cache.lookup(body, key_id=g.principal.key_id, team_id=g.principal.team_id,
+                             cache_control=request.headers.get("Cache-Control", ""))
+    record.cache = lookup.status
+    if lookup.status == HIT and lookup.result is not None:
+        return _cached_response(record, lookup.result, lookup.deployment or "cache")
+
     dispatched = time.perf_counter()
     outcome = gw.dispatcher.chat(ChatRequest(body=body, model=model, request_id=g.request_id))
     record.upstream_seconds = time.perf_counter() - dispatched
     record.deployment = outcome.deployment.id
     record.attempts = outcome.attempts
     headers = {"x-neuroroute-deployment": outcome.deployment.id,
-               "x-neuroroute-attempts": str(outcome.attempts)}
+               "x-neuroroute-attempts": str(outcome.attempts),
+               "x-neuroroute-cache": lookup.status}
     if outcome.stream is not None:
         return Response(gw.observer.instrument_stream(record, outcome.stream), status=200,
                         mimetype=SSE_MIMETYPE, headers={**SSE_HEADERS, **headers})
     assert outcome.result is not None
     record.usage = outcome.result.usage
+    if lookup.status == MISS:
+        gw.cache.store(lookup, outcome.result, outcome.deployment.id)
     return Response(outcome.result.body, status=outcome.result.status,
                     mimetype="application/json", headers=headers)
+
+
+def _cached_response(record: RequestRecord, result: Any, deployment: str) -> Response:
+    """Answer from the cache: the stored bytes, or a stream replayed from them."""
+    record.deployment = deployment
+    record.attempts = 0
+    headers = {"x-neuroroute-cache": HIT, "x-neuroroute-deployment": deployment,
+               "x-neuroroute-attempts": "0"}
+    if record.stream:
+        include_usage = ChatRequest(body=g.chat_body, model="", request_id="").include_usage
+        stream = replay_as_stream(result, include_usage=include_usage)
+        return Response(gateway().observer.instrument_stream(record, stream), status=200,
+                        mimetype=SSE_MIMETYPE, headers={**SSE_HEADERS, **headers})
+    record.usage = result.usage
+    return Response(result.body, status=200, mimetype="application/json", headers=headers)

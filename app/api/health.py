@@ -25,11 +25,21 @@ def live() -> dict[str, Any]:
 def ready() -> tuple[dict[str, Any], int]:
     """Configuration is loaded and every dependency the gateway needs is reachable."""
     gw = gateway()
-    checks = {"config": {"status": "ok",
-                         "detail": {"deployments": len(gw.settings.deployments),
-                                    "models": len(gw.registry.names())}}}
-    ok = all(c["status"] == "ok" for c in checks.values())
-    return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+    checks: dict[str, dict[str, Any]] = {
+        "config": {"status": "ok", "detail": {"deployments": len(gw.settings.deployments),
+                                              "models": len(gw.registry.names())}}}
+    if gw.settings.redis_url:
+        # Redis trouble degrades (limits per process, no shared cache) but never stops serving.
+        checks["rate_limit_storage"] = {
+            "status": "ok" if gw.rate_limits.storage_healthy else "degraded",
+            "detail": {"backend": "redis" if gw.rate_limits.storage_healthy
+                       else "memory (fallback)"}}
+        checks["response_cache"] = {"status": "ok" if gw.cache.healthy else "degraded",
+                                    "detail": {"backend": "redis"}}
+    failed = any(c["status"] == "failed" for c in checks.values())
+    degraded = any(c["status"] == "degraded" for c in checks.values())
+    status = "not_ready" if failed else ("degraded" if degraded else "ready")
+    return {"status": status, "checks": checks}, 503 if failed else 200
 
 
 @bp.get("/metrics")

@@ -20,10 +20,15 @@ def model_object(group: ModelGroup, created: int) -> dict[str, Any]:
 @bp.get("/v1/models")
 def list_models() -> dict[str, Any]:
     gw = gateway()
-    created = int(gw.started_at)
-    return {"object": "list",
-            "data": [model_object(group, created) for group in gw.registry.groups()
-                     if g.principal.may_use(group.name)]}
+    allowed = g.principal.allowed_models
+    listing = gw.model_lists.get(allowed)
+    if listing is None:
+        created = int(gw.started_at)
+        listing = {"object": "list",
+                   "data": [model_object(group, created) for group in gw.registry.groups()
+                            if g.principal.may_use(group.name)]}
+        gw.model_lists.set(allowed, listing)
+    return listing
 
 
 @bp.get("/v1/models/<path:model_id>")

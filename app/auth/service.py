@@ -17,6 +17,9 @@ class Principal:
     key_id: str  # a loggable identifier, never the key
     role: str  # "admin" | "member"
     allowed_models: frozenset[str] | None = None  # None: every model
+    team_id: str | None = None
+    rpm_limit: int | None = None  # None: the default from settings
+    tpm_limit: int | None = None
 
     @property
     def is_admin(self) -> bool:

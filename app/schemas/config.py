@@ -22,6 +22,14 @@ class MockParamsSchema(Schema):
     interval_ms = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=60_000))
 
 
+class CachePolicySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    ttl = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    scope = fields.String(load_default="team", validate=validate.OneOf(("key", "team", "global")))
+
+
 class DeploymentConfigSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -37,6 +45,7 @@ class DeploymentConfigSchema(Schema):
     connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     read_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     mock = fields.Nested(MockParamsSchema)
+    cache = fields.Nested(CachePolicySchema)
 
 
 class ConfigFileSchema(Schema):

@@ -1,0 +1,63 @@
+"""Real services for integration tests: required in CI, a clear skip elsewhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.procs import Proc, free_port
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def require(service: str, host: str, port: int) -> None:
+    """Fail (CI=true) or skip (locally) unless something accepts connections at host:port."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError as exc:
+        message = f"{service} is not reachable at {host}:{port} ({exc.strerror})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI needs it")
+        pytest.skip(message)
+
+
+def redis_url(db: int = 0) -> str:
+    require("Redis", REDIS_HOST, REDIS_PORT)
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+def unique_namespace() -> str:
+    """A Redis key prefix of our own, so parallel runs never share counters or entries."""
+    return f"nrtest-{uuid.uuid4().hex[:12]}"
+
+
+def start_private_redis(tmp: Path, port: int | None = None) -> Proc:
+    """A redis-server of this test's own (to stop and restart it without touching others)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    port = port or free_port()
+    log = tmp / f"redis-{port}.log"
+    with log.open("wb") as fh:
+        popen = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return Proc(popen, f"redis://127.0.0.1:{port}/0", log)
+        except OSError:
+            time.sleep(0.05)
+    popen.kill()
+    raise RuntimeError(f"private redis did not start: {log.read_text()}")
