@@ -139,3 +139,19 @@ def test_oauth_client_id_and_secret_from_the_environment(make_settings: Settings
                                                                           "very-secret")
     assert "very-secret" not in str(settings.public_dict())
     assert "very-secret" not in repr(settings)
+
+
+def test_readme_providers_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Providers", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "providers.yaml"
+    path.write_text(example)
+    env = {name: "value" for name in ("ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY",
+                                      "AICORE_CLIENT_ID", "AICORE_CLIENT_SECRET")}
+    settings = load_settings({"NEUROROUTE_MASTER_KEY": "sk-test-master",
+                              "NEUROROUTE_CONFIG": str(path), **env})
+    assert [d.provider for d in settings.deployments] == [
+        "anthropic", "azure", "lmstudio", "vllm", "ollama", "openai"]
+    for dep in settings.deployments:
+        build_provider(dep, settings=settings).close()
