@@ -117,7 +117,10 @@ def _content_blocks(content: Any, param: str) -> list[dict[str, Any]]:
 def _tool_use_blocks(tool_calls: Any, param: str) -> list[dict[str, Any]]:
     blocks = []
     for i, call in enumerate(tool_calls or []):
-        function = call.get("function") or {}
+        function = call.get("function")
+        if not isinstance(function, dict):
+            raise InvalidRequestError("Each tool call needs a function object.",
+                                      param=f"{param}[{i}].function", code="invalid_value")
         arguments = function.get("arguments") or "{}"
         try:
             parsed = orjson.loads(arguments)
@@ -427,11 +430,15 @@ class AnthropicStreamTranslator(StreamTranslator):
             except orjson.JSONDecodeError:
                 self.error = invalid_response(self.deployment, "sent an invalid stream event")
                 break
-            if isinstance(payload, dict):
+            try:
                 out += self.translate(payload)
+            except (AttributeError, TypeError, ValueError):
+                # A malformed event must end this stream with an error, not kill the worker.
+                self.error = invalid_response(self.deployment, "sent a malformed stream event")
+                break
         return bytes(out)
 
-    def translate(self, event: dict[str, Any]) -> bytes:
+    def translate(self, event: Any) -> bytes:
         """One Anthropic event -> zero or more OpenAI SSE events (bytes)."""
         kind = event.get("type")
         if kind == "message_start":
@@ -538,10 +545,13 @@ class AnthropicProvider(HTTPProvider):
 
     def complete(self, request: ChatRequest) -> ChatResult:
         payload = self.payload(request)
-        parsed, _ = self.fetch_json(request, payload)
+        parsed, _, _ = self.fetch_json(request, payload)
         if parsed.get("type") != "message":
             raise invalid_response(self.deployment, "returned no message")
-        completion = to_openai_completion(parsed)
+        try:
+            completion = to_openai_completion(parsed)
+        except (AttributeError, TypeError, ValueError):
+            raise invalid_response(self.deployment, "returned a malformed message") from None
         return ChatResult(orjson.dumps(completion), _usage_of(completion["usage"]))
 
     def stream(self, request: ChatRequest) -> ChatStream:

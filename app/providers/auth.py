@@ -29,6 +29,9 @@ DEFAULT_LIFETIME_S = 300.0  # when the token endpoint does not say (expires_in i
 # up one failing request each behind the lock.
 FAILURE_HOLD_S = 1.0
 MAX_TOKEN_RESPONSE = 64 * 1024
+# Every caller waits behind the lock while a token is fetched, so the token endpoint gets a
+# short read timeout instead of the long one meant for generating completions.
+TOKEN_READ_TIMEOUT_S = 15.0
 
 
 class Credentials(ABC):
@@ -202,8 +205,9 @@ def build_credentials(deployment: Deployment, *, session: requests.Session,
     for OpenAI, ``api-key`` for Azure, ``x-api-key`` for Anthropic).
     """
     if deployment.auth is not None:
-        return OAuth2Credentials(TokenManager(deployment.auth, session=session, timeout=timeout,
-                                              owner=deployment.id))
+        token_timeout = (timeout[0], min(timeout[1], TOKEN_READ_TIMEOUT_S))
+        return OAuth2Credentials(TokenManager(deployment.auth, session=session,
+                                              timeout=token_timeout, owner=deployment.id))
     if deployment.api_key:
         return StaticCredentials(key_headers(deployment.api_key))
     return StaticCredentials({})

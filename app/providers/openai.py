@@ -47,10 +47,10 @@ class OpenAIProvider(HTTPProvider):
         return orjson.dumps(body)
 
     def complete(self, request: ChatRequest) -> ChatResult:
-        parsed, content = self.fetch_json(request, self.payload(request))
+        parsed, content, status = self.fetch_json(request, self.payload(request))
         if "choices" not in parsed:
             raise invalid_response(self.deployment, "returned no completion")
-        return ChatResult(content, Usage.from_openai(parsed.get("usage")))
+        return ChatResult(content, Usage.from_openai(parsed.get("usage")), status)
 
     def stream(self, request: ChatRequest) -> ChatStream:
         return self.open_stream(request, self.payload(request), PassThrough)

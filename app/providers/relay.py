@@ -110,8 +110,9 @@ class HTTPProvider(Provider):
         except requests.RequestException as exc:
             raise map_request_exception(exc, self.deployment) from None
 
-    def fetch_json(self, request: ChatRequest, payload: bytes) -> tuple[dict[str, Any], bytes]:
-        """Send a non-stream request; return the parsed JSON object and its raw bytes."""
+    def fetch_json(self, request: ChatRequest,
+                   payload: bytes) -> tuple[dict[str, Any], bytes, int]:
+        """Send a non-stream request; return the parsed JSON object, its bytes and status."""
         resp = self.post(payload, request, stream=False)
         content = resp.content
         if resp.status_code >= 400:
@@ -122,7 +123,7 @@ class HTTPProvider(Provider):
             raise invalid_response(self.deployment, "returned invalid JSON") from None
         if not isinstance(parsed, dict):
             raise invalid_response(self.deployment, "returned no completion")
-        return parsed, content
+        return parsed, content, resp.status_code
 
     def open_stream(self, request: ChatRequest, payload: bytes,
                     translator: Callable[[ChatStream], StreamTranslator]) -> ChatStream:

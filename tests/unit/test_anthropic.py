@@ -159,6 +159,8 @@ def test_tool_round_trip_messages() -> None:
     ({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]},
      "messages[0].content[0].image_url.url"),
+    ({"messages": [{"role": "assistant", "tool_calls": [{"id": "t", "function": "f"}]}]},
+     "messages[0].tool_calls[0].function"),
     ({"tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
     ({"tools": [WEATHER_TOOL], "tool_choice": "sometimes"}, "tool_choice"),
 ])
@@ -292,6 +294,20 @@ def test_mid_stream_error_event_stops_translation() -> None:
                                                        {"content": "Hel"}]
     assert translator.error is not None and translator.error.status == 503
     assert not translator.stream.completed
+
+
+@pytest.mark.parametrize("bad", [
+    b"data: {not json}\n\n",
+    b'data: ["a list"]\n\n',
+    b'data: {"type": "content_block_start", "index": 0, "content_block": "text"}\n\n',
+])
+def test_malformed_events_end_the_stream_with_a_502(bad: bytes) -> None:
+    stream = ChatStream()
+    translator = AnthropicStreamTranslator(stream, deployment=DEPLOYMENT, include_usage=False)
+    first = translator.feed(fx.sse([fx.message_start()]) + bad + fx.sse([fx.text_delta("x")]))
+    assert len(sse_data(first)) == 1  # what came before the bad event is still sent
+    assert translator.error is not None and translator.error.status == 502
+    assert translator.error.code == "upstream_invalid_response"
 
 
 def test_ping_and_unknown_events_produce_nothing() -> None:
@@ -428,9 +444,14 @@ def test_invalid_request_is_rejected_before_calling_the_upstream(
     assert len(responses.calls) == 0
 
 
+@pytest.mark.parametrize("answer", [
+    {"hello": "world"},
+    {"type": "message", "content": ["a string, not a block"]},
+    {"type": "message", "content": "not a list of blocks"},
+])
 @responses.activate
-def test_non_message_answer_is_502(claude_client: FlaskClient) -> None:
-    responses.post(URL, json={"hello": "world"})
+def test_malformed_answers_are_502(claude_client: FlaskClient, answer: Any) -> None:
+    responses.post(URL, json=answer)
     resp = chat(claude_client)
     assert resp.status_code == 502
     assert resp.get_json()["error"]["code"] == "upstream_invalid_response"

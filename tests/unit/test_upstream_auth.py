@@ -232,3 +232,20 @@ def test_oauth_secret_is_redacted_in_admin_config(oauth_client: FlaskClient) -> 
     auth = resp.get_json()["models"][0]["auth"]
     assert auth["client_secret"] == "<redacted: os.environ/CORE_SECRET>"
     assert auth["token_url"] == TOKEN_URL and auth["client_id"] == "sb-client"
+
+
+def test_token_endpoint_gets_a_short_read_timeout(make_settings: SettingsFactory) -> None:
+    from app.providers.auth import OAuth2Credentials
+    from app.providers.base import build_provider
+    from app.providers.relay import HTTPProvider
+
+    settings = make_settings([{"name": "x", "provider": "vllm", "model": "m",
+                               "read_timeout": 600, "connect_timeout": 3,
+                               "auth": {"type": "oauth2_client_credentials",
+                                        "token_url": TOKEN_URL, "client_id": "a",
+                                        "client_secret": "b"}}])
+    provider = build_provider(settings.deployments[0], settings=settings)
+    assert isinstance(provider, HTTPProvider)
+    assert provider.timeout == (3, 600)
+    assert isinstance(provider.credentials, OAuth2Credentials)
+    assert provider.credentials.manager.timeout == (3, 15.0)
