@@ -216,12 +216,13 @@ def _oauth2_config(raw: Mapping[str, Any] | None, where: str,
                    env: Mapping[str, str]) -> OAuth2Config | None:
     if raw is None:
         return None
+    # Both are required by the schema, so _resolve_secret returns strings for them.
     client_id, _ = _resolve_secret(raw["client_id"], f"{where}.client_id", env)
     secret, secret_source = _resolve_secret(raw["client_secret"], f"{where}.client_secret", env)
-    assert client_id is not None and secret is not None and secret_source is not None
-    return OAuth2Config(token_url=raw["token_url"], client_id=client_id, client_secret=secret,
-                        client_secret_source=secret_source, scope=raw.get("scope"),
-                        audience=raw.get("audience"), client_auth=raw["client_auth"])
+    return OAuth2Config(token_url=raw["token_url"], client_id=str(client_id),
+                        client_secret=str(secret), client_secret_source=str(secret_source),
+                        scope=raw.get("scope"), audience=raw.get("audience"),
+                        client_auth=raw["client_auth"])
 
 
 def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ...]:

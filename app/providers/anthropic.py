@@ -502,6 +502,8 @@ class AnthropicStreamTranslator(StreamTranslator):
         if isinstance(event.get("usage"), dict):
             # Counts in message_delta are cumulative: they replace, not add to, earlier ones.
             self.usage.update({k: v for k, v in event["usage"].items() if v is not None})
+            # Recorded now too: a stream cut after this point still accounts its tokens.
+            self.stream.usage = _usage_of(usage_dict(self.usage))
         delta = event.get("delta") or {}
         if "stop_reason" not in delta:
             return b""

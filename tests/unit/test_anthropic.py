@@ -461,3 +461,11 @@ def test_gateway_error_of_a_stream_error_event_is_sse_renderable() -> None:
     _, translator = run_stream([fx.message_start(), fx.error_event("api_error", "boom")])
     assert isinstance(translator.error, GatewayError)
     assert translator.error.to_dict()["error"]["message"] == "Anthropic: boom"
+
+
+def test_usage_is_recorded_at_message_delta_even_if_the_stream_is_cut() -> None:
+    events = fx.text_stream("Hi")[:-1]  # no message_stop
+    _, translator = run_stream(events)
+    usage = translator.stream.usage
+    assert not translator.stream.completed
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (25, 15)
