@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from marshmallow import ValidationError
 
+from app.providers.kinds import DEFAULT_API_BASES
 from app.schemas.config import ConfigFileSchema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,30 @@ class CachePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuth2Config:
+    """OAuth2 client-credentials grant for an upstream (e.g. SAP AI Core): where and who."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    client_secret_source: str = "literal"  # "os.environ/NAME" or "literal"
+    scope: str | None = None
+    audience: str | None = None
+    client_auth: str = "basic"  # "basic" (HTTP Basic) or "body" (form fields)
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "type": "oauth2_client_credentials",
+            "token_url": self.token_url,
+            "client_id": self.client_id,
+            "client_secret": f"<redacted: {self.client_secret_source}>",
+            "scope": self.scope,
+            "audience": self.audience,
+            "client_auth": self.client_auth,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One upstream model that can serve requests for the client-facing ``name``."""
 
@@ -62,6 +87,10 @@ class Deployment:
     read_timeout: float | None = None
     mock: MockParams | None = None
     cache: CachePolicy | None = None
+    auth: OAuth2Config | None = None
+    api_version: str | None = None  # azure
+    anthropic_version: str | None = None  # anthropic; the provider has a default
+    default_max_tokens: int | None = None  # anthropic; the provider has a default
 
     def public_dict(self) -> dict[str, Any]:
         """The deployment without secrets (for the admin API and logs)."""
@@ -81,6 +110,10 @@ class Deployment:
                 "tokens": self.mock.tokens, "interval_ms": self.mock.interval_ms},
             "cache": None if self.cache is None else {"ttl": self.cache.ttl,
                                                       "scope": self.cache.scope},
+            "auth": None if self.auth is None else self.auth.public_dict(),
+            "api_version": self.api_version,
+            "anthropic_version": self.anthropic_version,
+            "default_max_tokens": self.default_max_tokens,
         }
 
 
@@ -228,6 +261,43 @@ def _resolve_secret(value: str | None, where: str, env: Mapping[str, str]) -> tu
     return value, "literal"
 
 
+# Fields that only mean something to one provider kind: elsewhere they are typos or mistakes.
+_KIND_ONLY_FIELDS = {"api_version": "azure", "anthropic_version": "anthropic",
+                     "default_max_tokens": "anthropic"}
+
+
+def _check_provider_fields(entry: Mapping[str, Any], where: str) -> None:
+    """Cross-field rules the schema cannot express; raise ConfigError naming the field."""
+    provider = entry["provider"]
+    if provider == "mock":
+        for name in ("api_base", "auth"):
+            if entry.get(name):
+                raise ConfigError(f"{where}.{name}: the mock provider has no upstream")
+    elif not entry.get("api_base") and provider not in DEFAULT_API_BASES:
+        raise ConfigError(f"{where}.api_base: required for provider {provider!r}")
+    for name, kind in _KIND_ONLY_FIELDS.items():
+        if name in entry and provider != kind:
+            raise ConfigError(f"{where}.{name}: only used by provider {kind!r}")
+    if provider == "azure" and "api_version" not in entry:
+        raise ConfigError(f"{where}.api_version: required for provider 'azure' "
+                          f"(e.g. 2024-10-21)")
+    if entry.get("api_key") and entry.get("auth"):
+        raise ConfigError(f"{where}.auth: give either api_key or auth, not both")
+
+
+def _oauth2_config(raw: Mapping[str, Any] | None, where: str,
+                   env: Mapping[str, str]) -> OAuth2Config | None:
+    if raw is None:
+        return None
+    # Both are required by the schema, so _resolve_secret returns strings for them.
+    client_id, _ = _resolve_secret(raw["client_id"], f"{where}.client_id", env)
+    secret, secret_source = _resolve_secret(raw["client_secret"], f"{where}.client_secret", env)
+    return OAuth2Config(token_url=raw["token_url"], client_id=str(client_id),
+                        client_secret=str(secret), client_secret_source=str(secret_source),
+                        scope=raw.get("scope"), audience=raw.get("audience"),
+                        client_auth=raw["client_auth"])
+
+
 def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ...]:
     """Read and validate the YAML model file; raise ConfigError naming file, field and problem."""
     try:
@@ -254,18 +324,16 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
         if dep_id in seen_ids:
             raise ConfigError(f"{where}.id: duplicate deployment id {dep_id!r}")
         seen_ids.add(dep_id)
-        if entry["provider"] != "mock" and not entry.get("api_base"):
-            raise ConfigError(f"{where}.api_base: required for provider {entry['provider']!r}")
-        if entry["provider"] == "mock" and entry.get("api_base"):
-            raise ConfigError(f"{where}.api_base: the mock provider has no upstream")
+        _check_provider_fields(entry, where)
         api_key, key_source = _resolve_secret(entry.get("api_key"), f"{where}.api_key", env)
+        api_base = entry.get("api_base") or DEFAULT_API_BASES.get(entry["provider"])
         mock = entry.get("mock")
         deployments.append(Deployment(
             id=dep_id,
             name=entry["name"],
             provider=entry["provider"],
             model=entry["model"],
-            api_base=(entry.get("api_base") or "").rstrip("/") or None,
+            api_base=(api_base or "").rstrip("/") or None,
             api_key=api_key,
             api_key_source=key_source,
             headers=dict(entry["headers"]),
@@ -275,6 +343,10 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
             mock=MockParams(**mock) if mock is not None
             else (MockParams() if entry["provider"] == "mock" else None),
             cache=CachePolicy(**entry["cache"]) if entry.get("cache") is not None else None,
+            auth=_oauth2_config(entry.get("auth"), f"{where}.auth", env),
+            api_version=entry.get("api_version"),
+            anthropic_version=entry.get("anthropic_version"),
+            default_max_tokens=entry.get("default_max_tokens"),
         ))
     return tuple(deployments)
 

@@ -1,113 +1,43 @@
 """Any OpenAI-compatible upstream: OpenAI, LM Studio, vLLM, Ollama, llama.cpp server, ...
 
 One ``requests.Session`` per deployment, created once per process, with a connection pool
-large enough for every concurrent stream the worker can hold. Responses are relayed as bytes:
-a non-stream body is returned untouched, stream events are passed through as they arrive.
+large enough for every concurrent stream the worker can hold (see
+:class:`app.providers.relay.HTTPProvider`). Responses are relayed as bytes: a non-stream body
+is returned untouched, stream events are passed through as they arrive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import orjson
-import requests
-from requests.adapters import HTTPAdapter
 
-from app.errors import GatewayError, UpstreamError, UpstreamHTTPError, UpstreamTimeoutError
-from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider, Usage
-from app.settings import Deployment, Settings
-from app.streaming import DONE_EVENT, SSEBuffer, event_data, iter_events, sse_error_event
-
-USER_AGENT = "neuroroute/0.1"
-MAX_ERROR_BODY = 256 * 1024  # bytes of an upstream error body we are willing to read
+from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
+from app.providers.relay import HTTPProvider, StreamTranslator
+from app.providers.upstream import invalid_response
+from app.streaming import DONE_EVENT, SSEBuffer, event_data, iter_events
 
 
-def build_session(settings: Settings) -> requests.Session:
-    """A pooled session for one deployment.
+class PassThrough(StreamTranslator):
+    """OpenAI events need no translation: cut at event boundaries, watch usage and [DONE]."""
 
-    ``trust_env`` is off unless configured: with it on, ``requests`` looks up proxy settings
-    and netrc in the environment on every call, which is measurable on the hot path.
-    ``max_retries=0``: retries are the router's decision, not urllib3's.
-    """
-    session = requests.Session()
-    session.trust_env = settings.upstream_trust_env
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.upstream_pool_maxsize,
-                          max_retries=0, pool_block=False)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    def __init__(self, stream: ChatStream) -> None:
+        super().__init__(stream)
+        self.buffer = SSEBuffer()
 
-
-def upstream_error_from_response(status: int, content: bytes, deployment: Deployment,
-                                 headers: Any = None) -> GatewayError:
-    """Map an upstream error answer to what the client sees.
-
-    An OpenAI-shaped error body is relayed as is with the upstream's status. A 401/403 from
-    the upstream means *the gateway's* credentials for that deployment are wrong, not the
-    client's key, so it becomes a 502 instead of telling the client its own key is bad.
-    """
-    relay_headers = {}
-    if headers is not None and status in (429, 503) and headers.get("Retry-After"):
-        relay_headers["Retry-After"] = headers["Retry-After"]
-    try:
-        body = orjson.loads(content) if content else None
-    except orjson.JSONDecodeError:
-        body = None
-    message = None
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict) and status not in (401, 403):
-            return UpstreamHTTPError(status, body, headers=relay_headers)
-        if isinstance(err, dict):
-            message = err.get("message")
-        elif isinstance(err, str):  # some local servers answer {"error": "text"}
-            message = err
-        elif isinstance(body.get("detail"), str):  # FastAPI-based servers
-            message = body["detail"]
-    if message is None:
-        snippet = content[:200].decode("utf-8", "replace").strip()
-        message = f"upstream returned HTTP {status}" + (f": {snippet}" if snippet else "")
-    if status in (401, 403):
-        return UpstreamError(f"The upstream rejected the gateway's credentials for deployment "
-                             f"'{deployment.id}': {message}", code="upstream_auth_error")
-    err_type = "invalid_request_error" if status < 500 else "upstream_error"
-    mapped = GatewayError(str(message), status=status, code=None, headers=relay_headers)
-    mapped.type = err_type
-    return mapped
+    def feed(self, chunk: bytes) -> bytes:
+        block = self.buffer.feed(chunk)
+        if block:
+            if b'"usage"' in block:
+                _observe_usage(block, self.stream)
+            if block.endswith(DONE_EVENT):
+                self.stream.completed = True
+        return block
 
 
-def map_request_exception(exc: requests.RequestException, deployment: Deployment) -> GatewayError:
-    """Connect errors become 502, timeouts 504; the message names the deployment, not secrets."""
-    if isinstance(exc, requests.Timeout):
-        kind = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "waiting for"
-        return UpstreamTimeoutError(f"Timed out {kind} the upstream of deployment "
-                                    f"'{deployment.id}'.")
-    if isinstance(exc, requests.ConnectionError):
-        return UpstreamError(f"Could not connect to the upstream of deployment "
-                             f"'{deployment.id}'.", code="upstream_unavailable")
-    return UpstreamError(f"Upstream request failed for deployment '{deployment.id}': "
-                         f"{type(exc).__name__}")
-
-
-class OpenAIProvider(Provider):
+class OpenAIProvider(HTTPProvider):
     kind = "openai"
 
-    def __init__(self, deployment: Deployment, *, settings: Settings,
-                 session: requests.Session | None = None) -> None:
-        super().__init__(deployment, settings=settings)
-        self.session = session or build_session(settings)
-        self.url = f"{deployment.api_base}/chat/completions"
-        self.timeout = (deployment.connect_timeout or settings.upstream_connect_timeout,
-                        deployment.read_timeout or settings.upstream_read_timeout)
-        self.headers = self._base_headers()
-
-    def _base_headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if self.deployment.api_key:
-            headers["Authorization"] = f"Bearer {self.deployment.api_key}"
-        headers.update(self.deployment.headers)
-        return headers
+    def endpoint(self) -> str:
+        return f"{self.deployment.api_base}/chat/completions"
 
     def payload(self, request: ChatRequest) -> bytes:
         """The upstream body: the client's, with the deployment's model name."""
@@ -116,93 +46,14 @@ class OpenAIProvider(Provider):
             body = {**body, "model": self.deployment.model}
         return orjson.dumps(body)
 
-    def _post(self, request: ChatRequest, *, stream: bool) -> requests.Response:
-        headers = {**self.headers, "X-Request-ID": request.request_id}
-        if stream:
-            headers["Accept"] = "text/event-stream"
-        try:
-            return self.session.post(self.url, data=self.payload(request), headers=headers,
-                                     timeout=self.timeout, stream=stream)
-        except requests.RequestException as exc:
-            raise map_request_exception(exc, self.deployment) from None
-
     def complete(self, request: ChatRequest) -> ChatResult:
-        resp = self._post(request, stream=False)
-        content = resp.content
-        if resp.status_code >= 400:
-            raise upstream_error_from_response(resp.status_code, content, self.deployment,
-                                               resp.headers)
-        try:
-            parsed = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"The upstream of deployment '{self.deployment.id}' returned "
-                                f"invalid JSON.", code="upstream_invalid_response") from None
-        if not isinstance(parsed, dict) or "choices" not in parsed:
-            raise UpstreamError(f"The upstream of deployment '{self.deployment.id}' returned "
-                                f"no completion.", code="upstream_invalid_response")
-        return ChatResult(content, Usage.from_openai(parsed.get("usage")), resp.status_code)
+        parsed, content, status = self.fetch_json(request, self.payload(request))
+        if "choices" not in parsed:
+            raise invalid_response(self.deployment, "returned no completion")
+        return ChatResult(content, Usage.from_openai(parsed.get("usage")), status)
 
     def stream(self, request: ChatRequest) -> ChatStream:
-        resp = self._post(request, stream=True)
-        try:
-            if resp.status_code >= 400:
-                raise upstream_error_from_response(resp.status_code, _read_bounded(resp),
-                                                   self.deployment, resp.headers)
-            ctype = resp.headers.get("Content-Type", "")
-            if not ctype.startswith("text/event-stream"):
-                raise UpstreamError(f"The upstream of deployment '{self.deployment.id}' did not "
-                                    f"answer with an event stream ({ctype or 'no type'}).",
-                                    code="upstream_invalid_response")
-            chunks = resp.iter_content(chunk_size=None)
-            buffer = SSEBuffer()
-            first = b""
-            # Read up to the first complete event before answering the client: until then a
-            # failure is still an HTTP error the router may retry elsewhere.
-            while not first:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    raise UpstreamError(f"The upstream of deployment '{self.deployment.id}' "
-                                        f"closed the stream before its first event.",
-                                        code="upstream_invalid_response")
-                first = buffer.feed(chunk)
-        except requests.RequestException as exc:
-            resp.close()
-            raise map_request_exception(exc, self.deployment) from None
-        except BaseException:
-            resp.close()
-            raise
-        stream = ChatStream()
-        return stream.attach(self._relay(resp, chunks, buffer, first, stream))
-
-    def _relay(self, resp: requests.Response, chunks: Iterator[bytes], buffer: SSEBuffer,
-               first: bytes, stream: ChatStream) -> Iterator[bytes]:
-        """Yield event blocks as they arrive; end with an error event if the upstream fails."""
-        try:
-            block: bytes | None = first
-            while block is not None:
-                if block:
-                    if b'"usage"' in block:
-                        _observe_usage(block, stream)
-                    if block.endswith(DONE_EVENT):
-                        stream.completed = True
-                    yield block
-                chunk = next(chunks, None)
-                block = None if chunk is None else buffer.feed(chunk)
-            if not stream.completed:
-                yield sse_error_event(UpstreamError(
-                    f"The upstream of deployment '{self.deployment.id}' ended the stream "
-                    f"before it was complete.", code="upstream_stream_truncated"))
-        except requests.RequestException as exc:
-            err = map_request_exception(exc, self.deployment)
-            err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
-                          f"{err.message}"
-            yield sse_error_event(err)
-        finally:
-            # Also runs on GeneratorExit (client went away): the upstream is closed at once.
-            resp.close()
-
-    def close(self) -> None:
-        self.session.close()
+        return self.open_stream(request, self.payload(request), PassThrough)
 
 
 def _observe_usage(block: bytes, stream: ChatStream) -> None:
@@ -218,12 +69,3 @@ def _observe_usage(block: bytes, stream: ChatStream) -> None:
             usage = Usage.from_openai(payload.get("usage"))
             if usage is not None:
                 stream.usage = usage
-
-
-def _read_bounded(resp: requests.Response) -> bytes:
-    out = bytearray()
-    for chunk in resp.iter_content(chunk_size=65536):
-        out += chunk
-        if len(out) >= MAX_ERROR_BODY:
-            break
-    return bytes(out)

@@ -30,6 +30,22 @@ class CachePolicySchema(Schema):
     scope = fields.String(load_default="team", validate=validate.OneOf(("key", "team", "global")))
 
 
+class OAuth2ClientCredentialsSchema(Schema):
+    """``auth:`` of a deployment whose upstream takes OAuth2 client-credentials tokens."""
+
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(required=True, validate=validate.OneOf(["oauth2_client_credentials"]))
+    token_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
+    client_id = fields.String(required=True, validate=validate.Length(min=1))
+    client_secret = fields.String(required=True, validate=validate.Length(min=1))
+    scope = fields.String(validate=validate.Length(min=1))
+    audience = fields.String(validate=validate.Length(min=1))
+    # basic: HTTP Basic auth (RFC 6749's recommendation); body: id and secret as form fields
+    client_auth = fields.String(load_default="basic", validate=validate.OneOf(["basic", "body"]))
+
+
 class DeploymentConfigSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -46,6 +62,11 @@ class DeploymentConfigSchema(Schema):
     read_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     mock = fields.Nested(MockParamsSchema)
     cache = fields.Nested(CachePolicySchema)
+    auth = fields.Nested(OAuth2ClientCredentialsSchema)
+    api_version = fields.String(validate=validate.Length(min=1, max=64))  # azure
+    anthropic_version = fields.String(validate=validate.Length(min=1, max=64))  # anthropic
+    default_max_tokens = fields.Integer(strict=True,  # anthropic: max_tokens is required there
+                                        validate=validate.Range(min=1, max=1_000_000))
 
 
 class ConfigFileSchema(Schema):

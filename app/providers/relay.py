@@ -1,0 +1,194 @@
+"""The shared base of providers that call one HTTP upstream: send, authenticate, stream.
+
+:class:`HTTPProvider` owns what every HTTP upstream does the same way: one pooled session
+per deployment, timeouts, credentials (with one refresh-and-retry on a 401 when they can be
+refreshed), the prefetch of the first event before answering the client, and the relay loop
+that ends a failed stream with an SSE error event and always closes the upstream. Subclasses
+say where to send (:meth:`endpoint`), how to send a key (:meth:`key_headers`), how to read an
+error answer (:meth:`error_from_response`) and how to turn upstream bytes into OpenAI events
+(a :class:`StreamTranslator`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import orjson
+import requests
+
+from app.errors import GatewayError, UpstreamError
+from app.providers.auth import Credentials, build_credentials
+from app.providers.base import ChatRequest, ChatStream, Provider
+from app.providers.upstream import (
+    USER_AGENT,
+    build_session,
+    invalid_response,
+    map_request_exception,
+    read_bounded,
+    upstream_error_from_response,
+)
+from app.settings import Deployment, Settings
+from app.streaming import sse_error_event
+
+
+class StreamTranslator(ABC):
+    """Turns raw upstream stream bytes into OpenAI SSE events, chunk by chunk.
+
+    It records what it learns on ``stream`` (``usage``, ``completed``). An upstream error
+    event is not raised: :meth:`feed` returns what came before it and sets ``error``, so the
+    caller can send those events first and then end the stream with the error.
+    """
+
+    def __init__(self, stream: ChatStream) -> None:
+        self.stream = stream
+        self.error: GatewayError | None = None
+
+    @abstractmethod
+    def feed(self, chunk: bytes) -> bytes:
+        """Consume upstream bytes; return complete OpenAI events to send (possibly none)."""
+
+
+class HTTPProvider(Provider):
+    """A provider that sends one HTTP request per chat request to ``endpoint()``."""
+
+    def __init__(self, deployment: Deployment, *, settings: Settings,
+                 session: requests.Session | None = None,
+                 credentials: Credentials | None = None) -> None:
+        super().__init__(deployment, settings=settings)
+        self.session = session or build_session(settings)
+        self.timeout = (deployment.connect_timeout or settings.upstream_connect_timeout,
+                        deployment.read_timeout or settings.upstream_read_timeout)
+        self.url = self.endpoint()
+        self.headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                        **self.protocol_headers()}
+        self.credentials = credentials or build_credentials(
+            deployment, session=self.session, timeout=self.timeout, key_headers=self.key_headers)
+
+    @abstractmethod
+    def endpoint(self) -> str:
+        """The URL chat requests are POSTed to."""
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        """How this upstream takes a static API key (OpenAI's bearer token by default)."""
+        return {"Authorization": f"Bearer {key}"}
+
+    def protocol_headers(self) -> dict[str, str]:
+        """Headers the upstream's API requires on every request (none by default)."""
+        return {}
+
+    def error_from_response(self, status: int, content: bytes, headers: Any) -> GatewayError:
+        """Map an error answer (status >= 400) to the error the client sees."""
+        return upstream_error_from_response(status, content, self.deployment, headers)
+
+    def post(self, payload: bytes, request: ChatRequest, *, stream: bool) -> requests.Response:
+        """POST ``payload``; on a 401 with refreshable credentials, refresh and retry once.
+
+        Raises GatewayError for transport failures and for credentials that cannot be
+        obtained; an HTTP error status is returned for the caller to map.
+        """
+        extra = {"X-Request-ID": request.request_id}
+        if stream:
+            extra["Accept"] = "text/event-stream"
+        auth = self.credentials.headers()
+        resp = self._send(payload, auth, extra, stream=stream)
+        if resp.status_code == 401 and self.credentials.rejected(auth):
+            resp.close()
+            auth = self.credentials.headers()
+            resp = self._send(payload, auth, extra, stream=stream)
+        return resp
+
+    def _send(self, payload: bytes, auth: Mapping[str, str], extra: Mapping[str, str], *,
+              stream: bool) -> requests.Response:
+        # The deployment's own headers come after the credentials so that an operator can
+        # override anything (e.g. a resource group or a different auth header) per deployment.
+        headers = {**self.headers, **auth, **self.deployment.headers, **extra}
+        try:
+            return self.session.post(self.url, data=payload, headers=headers,
+                                     timeout=self.timeout, stream=stream)
+        except requests.RequestException as exc:
+            raise map_request_exception(exc, self.deployment) from None
+
+    def fetch_json(self, request: ChatRequest,
+                   payload: bytes) -> tuple[dict[str, Any], bytes, int]:
+        """Send a non-stream request; return the parsed JSON object, its bytes and status."""
+        resp = self.post(payload, request, stream=False)
+        content = resp.content
+        if resp.status_code >= 400:
+            raise self.error_from_response(resp.status_code, content, resp.headers)
+        try:
+            parsed = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            raise invalid_response(self.deployment, "returned invalid JSON") from None
+        if not isinstance(parsed, dict):
+            raise invalid_response(self.deployment, "returned no completion")
+        return parsed, content, resp.status_code
+
+    def open_stream(self, request: ChatRequest, payload: bytes,
+                    translator: Callable[[ChatStream], StreamTranslator]) -> ChatStream:
+        """Send a stream request and read up to its first event; raise GatewayError before it.
+
+        Until the first event has arrived a failure is still an HTTP error that the router may
+        retry elsewhere; after it, failures end the stream with an SSE error event.
+        """
+        resp = self.post(payload, request, stream=True)
+        stream = ChatStream()
+        events = translator(stream)
+        try:
+            if resp.status_code >= 400:
+                raise self.error_from_response(resp.status_code, read_bounded(resp),
+                                               resp.headers)
+            ctype = resp.headers.get("Content-Type", "")
+            if not ctype.startswith("text/event-stream"):
+                raise invalid_response(self.deployment, f"did not answer with an event stream "
+                                                        f"({ctype or 'no type'})")
+            chunks = resp.iter_content(chunk_size=None)
+            first = self._prefetch(chunks, events)
+        except requests.RequestException as exc:
+            resp.close()
+            raise map_request_exception(exc, self.deployment) from None
+        except BaseException:
+            resp.close()
+            raise
+        return stream.attach(self._relay(resp, chunks, events, first))
+
+    def _prefetch(self, chunks: Iterator[bytes], events: StreamTranslator) -> bytes:
+        first = b""
+        while not first:
+            if events.error is not None:
+                raise events.error
+            chunk = next(chunks, None)
+            if chunk is None:
+                raise invalid_response(self.deployment, "closed the stream before its first event")
+            first = events.feed(chunk)
+        return first
+
+    def _relay(self, resp: requests.Response, chunks: Iterator[bytes],
+               events: StreamTranslator, first: bytes) -> Iterator[bytes]:
+        """Yield event blocks as they arrive; end with an error event if the upstream fails."""
+        try:
+            block: bytes | None = first
+            while block is not None:
+                if block:
+                    yield block
+                if events.error is not None:
+                    yield sse_error_event(events.error)
+                    return
+                chunk = next(chunks, None)
+                block = None if chunk is None else events.feed(chunk)
+            if not events.stream.completed:
+                yield sse_error_event(UpstreamError(
+                    f"The upstream of deployment '{self.deployment.id}' ended the stream "
+                    f"before it was complete.", code="upstream_stream_truncated"))
+        except requests.RequestException as exc:
+            err = map_request_exception(exc, self.deployment)
+            err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
+                          f"{err.message}"
+            yield sse_error_event(err)
+        finally:
+            # Also runs on GeneratorExit (client went away): the upstream is closed at once.
+            resp.close()
+
+    def close(self) -> None:
+        self.session.close()
