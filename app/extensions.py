@@ -18,7 +18,9 @@ from app.providers.base import build_provider
 from app.ratelimit import RateLimits, init_rate_limits
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
-from app.settings import Settings
+from app.settings import Deployment, Settings
+from app.usage.pricing import PriceTable
+from app.usage.service import UsageService
 
 EXTENSION_KEY = "neuroroute"
 
@@ -33,6 +35,7 @@ class Gateway:
     rate_limits: RateLimits
     cache: ResponseCache
     model_lists: ModelListCache
+    usage: UsageService
     started_at: float = field(default_factory=time.time)
 
 
@@ -50,9 +53,19 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         rate_limits=init_rate_limits(app, settings),
         cache=ResponseCache(app, settings),
         model_lists=ModelListCache(app),
+        usage=UsageService(writer=None, prices=PriceTable(),
+                           deployment=lambda dep_id: _deployment(registry, dep_id)),
     )
+    gw.observer.usage = gw.usage
     app.extensions[EXTENSION_KEY] = gw
     return gw
+
+
+def _deployment(registry: ModelRegistry, dep_id: str) -> Deployment | None:
+    for provider in registry.providers():
+        if provider.deployment.id == dep_id:
+            return provider.deployment
+    return None
 
 
 def gateway() -> Gateway:

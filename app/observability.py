@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,6 +28,9 @@ from prometheus_client import (
 )
 
 from app.providers.base import ChatStream, Usage
+
+if TYPE_CHECKING:
+    from app.usage.service import UsageService
 
 access_log = logging.getLogger("app.access")
 
@@ -47,6 +50,8 @@ TTFT_SECONDS = Histogram("neuroroute_time_to_first_token_seconds",
                          ["model"], buckets=LATENCY_BUCKETS)
 TOKENS = Counter("neuroroute_tokens_total", "Tokens reported by upstreams",
                  ["model", "direction"])
+COST = Counter("neuroroute_cost_usd_total", "Upstream cost of served requests in USD",
+               ["model"])
 IN_FLIGHT = Gauge("neuroroute_in_flight_requests", "Requests being handled",
                   multiprocess_mode="livesum")
 IN_FLIGHT_STREAMS = Gauge("neuroroute_in_flight_streams", "Streams being relayed",
@@ -64,7 +69,10 @@ class RequestRecord:
     client_ip: str | None = None
     started: float = field(default_factory=time.perf_counter)
     key_id: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
     model: str | None = None
+    messages: Any = None  # the request's messages, to estimate tokens when none are reported
     deployment: str | None = None
     attempts: int | None = None
     stream: bool = False
@@ -74,6 +82,9 @@ class RequestRecord:
     status: int = 0
     error_code: str | None = None
     cache: str | None = None  # hit | miss | skip for chat completions
+    route_decision: str | None = None  # the auto router's choice and reason
+    content_events: int = 0  # streamed events with content (a token estimate when needed)
+    cancelled: bool = False  # the client went away before the stream was complete
     finished: bool = False
     on_finish: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 
@@ -86,6 +97,7 @@ class Observer:
         self.known_models = known_models
         self.known_deployments = known_deployments
         self.access_log_enabled = access_log_enabled
+        self.usage: UsageService | None = None  # set when the app wires usage accounting
 
     def label_model(self, model: str | None) -> str:
         if model is None:
@@ -109,7 +121,11 @@ class Observer:
                 if first:
                     record.ttft_seconds = time.perf_counter() - record.started
                     first = False
+                record.content_events += block.count(b'"content":')
                 yield block
+        except GeneratorExit:
+            record.cancelled = not stream.completed
+            raise
         finally:
             IN_FLIGHT_STREAMS.dec()
             record.usage = stream.usage
@@ -137,8 +153,21 @@ class Observer:
                 callback(record)
             except Exception:  # a failing accounting hook must not lose the access line
                 access_log.exception("finish hook failed")
+        cost = None
+        if self.usage is not None:
+            try:
+                usage_record = self.usage.finished(record, duration)
+            except Exception:  # accounting must never break the response path
+                access_log.exception("usage accounting failed")
+                usage_record = None
+            if usage_record is not None:
+                cost = usage_record.cost
+                COST.labels(model).inc(cost)
         if self.access_log_enabled:
-            access_log.info("request", extra=access_fields(record, duration))
+            fields = access_fields(record, duration)
+            if cost is not None:
+                fields["cost_usd"] = cost
+            access_log.info("request", extra=fields)
 
 
 def access_fields(record: RequestRecord, duration: float) -> dict[str, Any]:

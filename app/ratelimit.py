@@ -35,6 +35,7 @@ from app.tokens import estimate_message_tokens
 log = logging.getLogger(__name__)
 
 CHAT_ENDPOINT = "chat.create_chat_completion"
+UNLIMITED = 1_000_000_000
 # A dead Redis must cost milliseconds, not seconds, before the in-memory fallback takes over.
 # (floats: flask-limiter's annotation says str | int, but redis-py needs numbers)
 REDIS_TIMEOUTS: dict[str, float] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
@@ -95,9 +96,14 @@ class RateLimits:
             limit: int | None = g.principal.tpm_limit
             return limit if limit is not None else settings.default_tpm
 
-        self.rpm_limit = self.limiter.limit(lambda: f"{rpm()}/minute", key_func=_principal_key,
+        # flask-limiter parses the limit string before it looks at exempt_when, so a key
+        # without a limit still needs a parseable one; it is never counted (exempt).
+        def per_minute(limit: int | None) -> str:
+            return f"{limit if limit is not None else UNLIMITED}/minute"
+
+        self.rpm_limit = self.limiter.limit(lambda: per_minute(rpm()), key_func=_principal_key,
                                             exempt_when=lambda: rpm() is None, scope="requests")
-        self.tpm_limit = self.limiter.limit(lambda: f"{tpm()}/minute", key_func=_principal_key,
+        self.tpm_limit = self.limiter.limit(lambda: per_minute(tpm()), key_func=_principal_key,
                                             exempt_when=lambda: tpm() is None,
                                             cost=_tpm_cost, scope="tokens")
 

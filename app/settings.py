@@ -87,6 +87,7 @@ class Deployment:
     read_timeout: float | None = None
     mock: MockParams | None = None
     cache: CachePolicy | None = None
+    stream_usage: bool = True  # ask OpenAI-compatible upstreams for usage on every stream
     auth: OAuth2Config | None = None
     api_version: str | None = None  # azure
     anthropic_version: str | None = None  # anthropic; the provider has a default
@@ -343,6 +344,7 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
             mock=MockParams(**mock) if mock is not None
             else (MockParams() if entry["provider"] == "mock" else None),
             cache=CachePolicy(**entry["cache"]) if entry.get("cache") is not None else None,
+            stream_usage=entry["stream_usage"],
             auth=_oauth2_config(entry.get("auth"), f"{where}.auth", env),
             api_version=entry.get("api_version"),
             anthropic_version=entry.get("anthropic_version"),

@@ -63,6 +63,9 @@ def create_chat_completion() -> Response:
     model = body["model"]
     record = g.record
     record.model = model
+    record.messages = body.get("messages")
+    record.user_id = getattr(g.principal, "user_id", None)
+    record.team_id = g.principal.team_id
     record.stream = body.get("stream") is True
     if not g.principal.may_use(model):
         raise ModelNotFoundError(model)
@@ -83,11 +86,16 @@ def create_chat_completion() -> Response:
     headers = {"x-neuroroute-deployment": outcome.deployment.id,
                "x-neuroroute-attempts": str(outcome.attempts),
                "x-neuroroute-cache": lookup.status}
+    # The gateway's own time so far: everything but waiting for the upstream.
+    overhead = time.perf_counter() - record.started - record.upstream_seconds
+    headers["x-neuroroute-overhead-ms"] = f"{overhead * 1000:.3f}"
     if outcome.stream is not None:
         return Response(gw.observer.instrument_stream(record, outcome.stream), status=200,
                         mimetype=SSE_MIMETYPE, headers={**SSE_HEADERS, **headers})
     assert outcome.result is not None
     record.usage = outcome.result.usage
+    cost, known = gw.usage.cost(outcome.deployment.id, record.usage)
+    headers["x-neuroroute-cost"] = f"{cost:.8f}" if known else "unknown"
     if lookup.status == MISS:
         gw.cache.store(lookup, outcome.result, outcome.deployment.id)
     return Response(outcome.result.body, status=outcome.result.status,
@@ -99,7 +107,9 @@ def _cached_response(record: RequestRecord, result: Any, deployment: str) -> Res
     record.deployment = deployment
     record.attempts = 0
     headers = {"x-neuroroute-cache": HIT, "x-neuroroute-deployment": deployment,
-               "x-neuroroute-attempts": "0"}
+               "x-neuroroute-attempts": "0", "x-neuroroute-cost": "0.00000000",
+               "x-neuroroute-overhead-ms":
+                   f"{(time.perf_counter() - record.started) * 1000:.3f}"}
     if record.stream:
         include_usage = ChatRequest(body=g.chat_body, model="", request_id="").include_usage
         stream = replay_as_stream(result, include_usage=include_usage)

@@ -307,7 +307,8 @@ def usage_dict(usage: Any) -> dict[str, Any]:
 
 
 def _usage_of(usage: dict[str, Any]) -> Usage:
-    return Usage(usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"])
+    # usage_dict always builds a well-formed object, so from_openai never returns None here.
+    return Usage.from_openai(usage) or Usage(0, 0, 0)
 
 
 def tool_call(block: dict[str, Any]) -> dict[str, Any]:

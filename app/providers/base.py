@@ -44,6 +44,7 @@ class Usage:
     completion_tokens: int
     total_tokens: int
     estimated: bool = False
+    cached_tokens: int = 0  # part of prompt_tokens served from the upstream's prompt cache
 
     @classmethod
     def from_openai(cls, data: Any) -> Usage | None:
@@ -54,9 +55,11 @@ class Usage:
             prompt = int(data.get("prompt_tokens") or 0)
             completion = int(data.get("completion_tokens") or 0)
             total = int(data.get("total_tokens") or prompt + completion)
-        except (TypeError, ValueError):
+            details = data.get("prompt_tokens_details")
+            cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        except (TypeError, ValueError, AttributeError):
             return None
-        return cls(prompt, completion, total)
+        return cls(prompt, completion, total, cached_tokens=cached)
 
 
 @dataclass(slots=True)

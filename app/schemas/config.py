@@ -62,6 +62,9 @@ class DeploymentConfigSchema(Schema):
     read_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
     mock = fields.Nested(MockParamsSchema)
     cache = fields.Nested(CachePolicySchema)
+    # Ask for usage on streams even when the client did not (stripped before the client sees
+    # it); turn off for servers that reject stream_options.
+    stream_usage = fields.Boolean(load_default=True)
     auth = fields.Nested(OAuth2ClientCredentialsSchema)
     api_version = fields.String(validate=validate.Length(min=1, max=64))  # azure
     anthropic_version = fields.String(validate=validate.Length(min=1, max=64))  # anthropic

@@ -41,10 +41,12 @@ def post(client: FlaskClient, key: str = MASTER_KEY, **body: Any) -> Any:
         return resp
 
 
-def test_no_limits_by_default(client: FlaskClient) -> None:
+def test_no_limits_by_default(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
     resp = post(client)
     assert resp.status_code == 200
     assert "x-ratelimit-limit-requests" not in resp.headers
+    # No limit configured must not mean an error logged on every request.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_requests_per_minute_exact_with_openai_headers(make_settings: Any) -> None:

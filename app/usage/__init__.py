@@ -1,0 +1,1 @@
+"""Usage and cost accounting: price table, usage records, the batched background writer."""

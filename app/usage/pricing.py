@@ -1,0 +1,83 @@
+"""Prices per million tokens, and the cost of a request.
+
+Defaults cover common OpenAI and Anthropic models (list prices in USD per 1M tokens; dated
+snapshot names such as ``gpt-4o-mini-2024-07-18`` match their family by prefix). A
+deployment's own ``input_cost_per_mtok`` / ``output_cost_per_mtok`` /
+``cached_input_cost_per_mtok`` override them. An unknown price costs 0 and is flagged on the
+usage record, never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.providers.base import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None  # None: cached input costs the input price
+
+    def cost(self, usage: Usage) -> float:
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_price = (self.input_per_mtok if self.cached_input_per_mtok is None
+                        else self.cached_input_per_mtok)
+        return ((usage.prompt_tokens - cached) * self.input_per_mtok
+                + cached * cached_price
+                + usage.completion_tokens * self.output_per_mtok) / 1_000_000
+
+
+FREE = Price(0.0, 0.0, 0.0)
+
+DEFAULT_PRICES: dict[str, Price] = {
+    # OpenAI
+    "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "gpt-4.1": Price(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+    "gpt-4-turbo": Price(10.00, 30.00),
+    "gpt-3.5-turbo": Price(0.50, 1.50),
+    "o1": Price(15.00, 60.00, 7.50),
+    "o1-mini": Price(1.10, 4.40, 0.55),
+    "o3": Price(2.00, 8.00, 0.50),
+    "o3-mini": Price(1.10, 4.40, 0.55),
+    "o4-mini": Price(1.10, 4.40, 0.275),
+    # Anthropic (cached input = cache reads)
+    "claude-3-haiku": Price(0.25, 1.25, 0.03),
+    "claude-3-5-haiku": Price(0.80, 4.00, 0.08),
+    "claude-3-5-sonnet": Price(3.00, 15.00, 0.30),
+    "claude-3-7-sonnet": Price(3.00, 15.00, 0.30),
+    "claude-sonnet-4": Price(3.00, 15.00, 0.30),
+    "claude-3-opus": Price(15.00, 75.00, 1.50),
+    "claude-opus-4": Price(15.00, 75.00, 1.50),
+}
+
+
+class PriceTable:
+    """Resolves the price of an upstream model: override, exact name, longest prefix."""
+
+    def __init__(self, defaults: dict[str, Price] | None = None) -> None:
+        self.defaults = DEFAULT_PRICES if defaults is None else defaults
+        self._by_length = sorted(self.defaults, key=len, reverse=True)
+
+    def lookup(self, provider: str, model: str,
+               override: Price | None = None) -> Price | None:
+        if override is not None:
+            return override
+        if provider == "mock":
+            return FREE
+        if model in self.defaults:
+            return self.defaults[model]
+        for name in self._by_length:
+            if model.startswith(name + "-"):
+                return self.defaults[name]
+        return None
+
+    def cost(self, usage: Usage | None, price: Price | None) -> tuple[float, bool]:
+        """(cost in USD, whether the price was known)."""
+        if usage is None or price is None:
+            return 0.0, price is not None
+        return price.cost(usage), True
