@@ -47,3 +47,29 @@ def on_starting(server):  # noqa: ARG001 - Gunicorn hook signature
     except ConfigError as exc:
         print(f"neuroroute: configuration error: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
+
+
+def post_fork(server, worker):  # noqa: ARG001 - Gunicorn hook signature
+    # psycopg2 is a C driver: without a wait callback every query would block the whole
+    # worker's hub. The callback must be installed before the worker's first connection,
+    # which happens while the app is loaded (right after this hook).
+    if worker_class == "gevent":
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+def post_worker_init(worker):
+    # A worker never serves on a schema it was not written for (e.g. a new release started
+    # during a rolling upgrade before `make migrate` ran): it exits with Gunicorn's boot-error
+    # status, so the arbiter stops with this message instead of serving wrong results.
+    from app.db.schema import SchemaNotCurrentError, require_head
+    from app.extensions import EXTENSION_KEY
+
+    try:
+        require_head(worker.wsgi.extensions[EXTENSION_KEY].db.engine)
+    except SchemaNotCurrentError as exc:
+        worker.log.error("neuroroute: refusing to start this worker: %s", exc)
+        from gunicorn.arbiter import Arbiter
+
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)

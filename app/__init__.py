@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     Raises ``app.settings.ConfigError`` for an invalid configuration.
     """
     from app.api import admin, chat, docs, health, models, register_request_hooks
+    from app.cli import register_cli
     from app.errors import register_error_handlers
     from app.extensions import init_gateway
     from app.logs import configure_logging
@@ -28,4 +29,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_hooks(app)
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
         app.register_blueprint(blueprint)
+    register_cli(app)
     return app

@@ -7,15 +7,20 @@ hence their own services) through the factory, so nothing here is a module-level
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from app.auth.keys import KeyCache, KeyLookup, KeyRecord, LastUsedTracker
 from app.auth.service import Authenticator
-from app.providers.base import build_provider
+from app.db import repo
+from app.db.engine import Database
+from app.providers.base import Provider, build_provider
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
-from app.settings import Settings
+from app.settings import Deployment, Settings
+from app.sync import StateSync
 
 EXTENSION_KEY = "neuroroute"
 
@@ -26,17 +31,66 @@ class Gateway:
     registry: ModelRegistry
     dispatcher: Dispatcher
     authenticator: Authenticator
+    db: Database
+    sync: StateSync
+    # Deployments stored through the admin API, as last loaded (the YAML ones are in settings).
+    db_deployments: tuple[Deployment, ...] = ()
     started_at: float = field(default_factory=time.time)
+
+    def reload_registry(self) -> None:
+        """Rebuild the registry from YAML + stored deployments and swap it in.
+
+        Providers of unchanged deployments are reused (with their connection pools, so streams
+        in flight are not disturbed); dropped ones are left to finish their streams and be
+        garbage-collected. The two assignments run without a yield in between, so no
+        greenlet sees the registry and the dispatcher disagree.
+        """
+        with self.db.session() as session:
+            stored = tuple(repo.load_deployments(session))
+        self.swap_registry(stored)
+
+    def swap_registry(self, stored: Sequence[Deployment]) -> None:
+        current = {p.deployment.id: p for p in self.registry.providers()}
+        providers: list[Provider] = []
+        yaml_ids = {d.id for d in self.settings.deployments}
+        for dep in (*self.settings.deployments, *(d for d in stored if d.id not in yaml_ids)):
+            old = current.get(dep.id)
+            providers.append(old if old is not None and old.deployment == dep
+                             else build_provider(dep, settings=self.settings))
+        registry = ModelRegistry(providers)
+        self.registry = registry
+        self.dispatcher.registry = registry
+        self.db_deployments = tuple(stored)
+
+
+def _key_lookup(db: Database) -> KeyLookup:
+    def lookup(digest: str) -> KeyRecord | None:
+        with db.session() as session:
+            return repo.find_key_record(session, digest)
+
+    return lookup
 
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
+    db = Database.from_settings(settings)
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
-    gw = Gateway(
-        settings=settings,
-        registry=registry,
-        dispatcher=Dispatcher(registry=registry),
-        authenticator=Authenticator(master_key=settings.master_key),
-    )
+    last_used = LastUsedTracker()
+    authenticator = Authenticator(master_key=settings.master_key, lookup=_key_lookup(db),
+                                  cache=KeyCache(ttl=settings.key_cache_ttl),
+                                  last_used=last_used)
+
+    def reload_registry() -> None:
+        gw.reload_registry()
+
+    sync = StateSync(db=db, interval=settings.sync_interval,
+                     flush_interval=settings.last_used_flush_interval, last_used=last_used,
+                     on_keys_changed=authenticator.cache.clear,
+                     on_deployments_changed=reload_registry)
+    gw = Gateway(settings=settings, registry=registry, dispatcher=Dispatcher(registry=registry),
+                 authenticator=authenticator, db=db, sync=sync)
+    # Start with the stored deployments too. A database that is down (or not migrated yet)
+    # leaves the YAML models serving; the next successful sync loads the rest.
+    sync.refresh()
     app.extensions[EXTENSION_KEY] = gw
     return gw
 

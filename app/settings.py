@@ -15,11 +15,15 @@ from typing import Any
 
 import yaml
 from marshmallow import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.schemas.config import ConfigFileSchema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "neuroroute.yaml"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'neuroroute.db'}"
 ENV_REF_PREFIX = "os.environ/"
 MIB = 1024 * 1024
 
@@ -83,6 +87,17 @@ class Settings:
     upstream_pool_maxsize: int = 2048
     upstream_trust_env: bool = False
     log_level: str = "INFO"
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 5.0
+    # How often (seconds) each worker checks the shared database for changed keys and
+    # deployments: the upper bound for a revoked key or a new deployment to reach every worker.
+    sync_interval: float = 2.0
+    # Backstop lifetime of a cached key lookup (the sync check normally clears it sooner).
+    key_cache_ttl: float = 60.0
+    # How often (seconds) a worker writes the keys' "last used" times (batched, not per request).
+    last_used_flush_interval: float = 30.0
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -95,8 +110,37 @@ class Settings:
             "upstream_pool_maxsize": self.upstream_pool_maxsize,
             "upstream_trust_env": self.upstream_trust_env,
             "log_level": self.log_level,
+            "database_url": redact_url(self.database_url),
+            "db_pool_size": self.db_pool_size,
+            "db_max_overflow": self.db_max_overflow,
+            "db_pool_timeout": self.db_pool_timeout,
+            "sync_interval": self.sync_interval,
+            "key_cache_ttl": self.key_cache_ttl,
+            "last_used_flush_interval": self.last_used_flush_interval,
             "models": [d.public_dict() for d in self.deployments],
         }
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced, for logs and the admin API."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # reported as such, never echoed: it may contain a password
+        return "<unparsable URL>"
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("NEUROROUTE_DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("NEUROROUTE_DATABASE_URL: not a valid database URL "
+                          "(e.g. sqlite:///data/neuroroute.db or "
+                          "postgresql+psycopg2://user:password@host/db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError("NEUROROUTE_DATABASE_URL: only sqlite and postgresql are supported, "
+                          f"got {parsed.get_backend_name()!r}")
+    return url
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -205,6 +249,11 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
     return tuple(deployments)
 
 
+def load_database_url(env: Mapping[str, str] | None = None) -> str:
+    """Only ``NEUROROUTE_DATABASE_URL`` (for the ``alembic`` command, which needs no master key)."""
+    return _database_url(os.environ if env is None else env)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (``os.environ`` unless given) and the YAML file."""
     env = os.environ if env is None else env
@@ -232,4 +281,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upstream_pool_maxsize=_env_number(env, "NEUROROUTE_UPSTREAM_POOL_MAXSIZE", 2048, int),
         upstream_trust_env=_env_bool(env, "NEUROROUTE_UPSTREAM_TRUST_ENV", False),
         log_level=log_level,
+        database_url=_database_url(env),
+        db_pool_size=_env_number(env, "NEUROROUTE_DB_POOL_SIZE", 10, int),
+        db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int),
+        db_pool_timeout=_env_number(env, "NEUROROUTE_DB_POOL_TIMEOUT", 5.0, float),
+        sync_interval=_env_number(env, "NEUROROUTE_SYNC_INTERVAL", 2.0, float),
+        key_cache_ttl=_env_number(env, "NEUROROUTE_KEY_CACHE_TTL", 60.0, float),
+        last_used_flush_interval=_env_number(env, "NEUROROUTE_LAST_USED_FLUSH_INTERVAL", 30.0,
+                                             float),
     )
