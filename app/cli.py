@@ -95,7 +95,7 @@ def keys_list(status: str | None, limit: int) -> None:
         page = repo.list_keys(session, limit=limit, status=status)
         for key in page.items:
             click.echo(f"{key.id}  {key.prefix}…  {key.role:<6}  "
-                       f"{repo.key_status(key):<8}  {key.name}")
+                       f"{key.status:<8}  {key.name}")
 
 
 @keys_cli.command("revoke")

@@ -6,6 +6,7 @@ hence their own services) through the factory, so nothing here is a module-level
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from app.settings import Deployment, Settings
 from app.sync import StateSync
 
 EXTENSION_KEY = "neuroroute"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -55,8 +57,14 @@ class Gateway:
         yaml_ids = {d.id for d in self.settings.deployments}
         for dep in (*self.settings.deployments, *(d for d in stored if d.id not in yaml_ids)):
             old = current.get(dep.id)
-            providers.append(old if old is not None and old.deployment == dep
-                             else build_provider(dep, settings=self.settings))
+            if old is not None and old.deployment == dep:
+                providers.append(old)
+                continue
+            try:
+                providers.append(build_provider(dep, settings=self.settings))
+            except Exception:  # noqa: BLE001 - one bad stored deployment must not stop the rest
+                log.exception("cannot build stored deployment; it is skipped",
+                              extra={"deployment": dep.id})
         registry = ModelRegistry(providers)
         self.registry = registry
         self.dispatcher.registry = registry

@@ -1,15 +1,33 @@
-"""``/admin/*``: management endpoints for admin keys (the master key or admin-role keys)."""
+"""``/admin/*``: management endpoints for admin keys (the master key or admin-role keys).
+
+Each handler parses (marshmallow), calls one repository function inside a transaction, and
+serialises. After the commit the worker that served the change re-syncs at once; the others
+follow within ``NEUROROUTE_SYNC_INTERVAL`` seconds (see ``app.sync``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, g, request
+from marshmallow import Schema, ValidationError
+from sqlalchemy.orm import Session
 
+from app.api.chat import parse_json_object
 from app.auth.service import require_admin
+from app.db import repo
+from app.errors import InvalidRequestError
 from app.extensions import gateway
+from app.schemas import admin as s
+from app.schemas.chat import first_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+_key, _key_secret = s.KeySchema(), s.KeyWithSecretSchema()
+_user, _team, _deployment, _audit = (s.UserSchema(), s.TeamSchema(), s.DeploymentSchema(),
+                                     s.AuditEntrySchema())
 
 
 @bp.before_request
@@ -17,7 +35,226 @@ def _admins_only() -> None:
     require_admin(g.principal)
 
 
+def _load(schema: Schema, data: dict[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """Validate with ``schema``; raises InvalidRequestError (400) naming the first bad field."""
+    try:
+        loaded: dict[str, Any] = schema.load(data, partial=partial)
+    except ValidationError as exc:
+        param, message = first_error(exc.messages)
+        if message == "Missing data for required field.":
+            raise InvalidRequestError(f"Missing required parameter: '{param}'.", param=param,
+                                      code="missing_required_parameter") from None
+        raise InvalidRequestError(f"Invalid value for '{param}': {message}", param=param,
+                                  code="invalid_value") from None
+    return loaded
+
+
+def _body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
+    """The JSON body validated by ``schema`` (415 if not JSON, 400 if invalid)."""
+    return _load(schema, parse_json_object(), partial=partial)
+
+
+def _query(schema: Schema) -> dict[str, Any]:
+    return _load(schema, request.args.to_dict())
+
+
+def _actor() -> str:
+    key_id: str = g.principal.key_id
+    return key_id
+
+
+@contextmanager
+def _change() -> Iterator[Session]:
+    """A transaction for one admin change; this worker re-syncs right after the commit."""
+    gw = gateway()
+    with gw.db.session() as session:
+        yield session
+    gw.sync.refresh()
+
+
+def _page(schema: Schema, page: repo.Page) -> dict[str, Any]:
+    data = [schema.dump(item) for item in page.items]
+    return {"object": "list", "data": data, "has_more": page.has_more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None}
+
+
+def _no_content() -> Response:
+    return Response(status=204)
+
+
 @bp.get("/config")
 def effective_config() -> dict[str, Any]:
     """The effective configuration, with every secret redacted."""
     return gateway().settings.public_dict()
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+
+@bp.post("/keys")
+def create_key() -> tuple[dict[str, Any], int]:
+    fields = _body(s.KeyCreateSchema())
+    with _change() as session:
+        key, plaintext = repo.create_key(session, actor=_actor(), fields=fields)
+    return {**_key_secret.dump(key), "key": plaintext}, 201
+
+
+@bp.get("/keys")
+def list_keys() -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return _page(_key, repo.list_keys(session, **_query(s.KeyListQuerySchema())))
+
+
+@bp.get("/keys/<key_id>")
+def get_key(key_id: str) -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return dict(_key.dump(repo.get_key(session, key_id)))
+
+
+@bp.patch("/keys/<key_id>")
+def update_key(key_id: str) -> dict[str, Any]:
+    changes = _body(s.KeyUpdateSchema(), partial=True)
+    with _change() as session:
+        key = repo.update_key(session, key_id, actor=_actor(), changes=changes)
+    return dict(_key.dump(key))
+
+
+@bp.post("/keys/<key_id>/revoke")
+def revoke_key(key_id: str) -> dict[str, Any]:
+    with _change() as session:
+        key = repo.revoke_key(session, key_id, actor=_actor())
+    return dict(_key.dump(key))
+
+
+@bp.post("/keys/<key_id>/rotate")
+def rotate_key(key_id: str) -> dict[str, Any]:
+    with _change() as session:
+        key, plaintext = repo.rotate_key(session, key_id, actor=_actor())
+    return {**_key_secret.dump(key), "key": plaintext}
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+@bp.post("/users")
+def create_user() -> tuple[dict[str, Any], int]:
+    fields = _body(s.UserCreateSchema())
+    with _change() as session:
+        user = repo.create_user(session, actor=_actor(), fields=fields)
+    return dict(_user.dump(user)), 201
+
+
+@bp.get("/users")
+def list_users() -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return _page(_user, repo.list_users(session, **_query(s.UserListQuerySchema())))
+
+
+@bp.get("/users/<user_id>")
+def get_user(user_id: str) -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return dict(_user.dump(repo.get_user(session, user_id)))
+
+
+@bp.patch("/users/<user_id>")
+def update_user(user_id: str) -> dict[str, Any]:
+    changes = _body(s.UserUpdateSchema(), partial=True)
+    with _change() as session:
+        user = repo.update_user(session, user_id, actor=_actor(), changes=changes)
+    return dict(_user.dump(user))
+
+
+@bp.delete("/users/<user_id>")
+def delete_user(user_id: str) -> Response:
+    with _change() as session:
+        repo.delete_user(session, user_id, actor=_actor())
+    return _no_content()
+
+
+# -- teams ---------------------------------------------------------------------------------
+
+
+@bp.post("/teams")
+def create_team() -> tuple[dict[str, Any], int]:
+    fields = _body(s.TeamCreateSchema())
+    with _change() as session:
+        team = repo.create_team(session, actor=_actor(), fields=fields)
+    return dict(_team.dump(team)), 201
+
+
+@bp.get("/teams")
+def list_teams() -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return _page(_team, repo.list_teams(session, **_query(s.TeamListQuerySchema())))
+
+
+@bp.get("/teams/<team_id>")
+def get_team(team_id: str) -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return dict(_team.dump(repo.get_team(session, team_id)))
+
+
+@bp.patch("/teams/<team_id>")
+def update_team(team_id: str) -> dict[str, Any]:
+    changes = _body(s.TeamUpdateSchema(), partial=True)
+    with _change() as session:
+        team = repo.update_team(session, team_id, actor=_actor(), changes=changes)
+    return dict(_team.dump(team))
+
+
+@bp.delete("/teams/<team_id>")
+def delete_team(team_id: str) -> Response:
+    with _change() as session:
+        repo.delete_team(session, team_id, actor=_actor())
+    return _no_content()
+
+
+# -- deployments ---------------------------------------------------------------------------
+
+
+@bp.post("/deployments")
+def create_deployment() -> tuple[dict[str, Any], int]:
+    fields = _body(s.DeploymentCreateSchema())
+    reserved = frozenset(d.id for d in gateway().settings.deployments)
+    with _change() as session:
+        row = repo.create_deployment(session, actor=_actor(), fields=fields,
+                                     reserved_ids=reserved)
+    return dict(_deployment.dump(row)), 201
+
+
+@bp.get("/deployments")
+def list_deployments() -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return _page(_deployment,
+                     repo.list_deployments(session, **_query(s.DeploymentListQuerySchema())))
+
+
+@bp.get("/deployments/<path:dep_id>")
+def get_deployment(dep_id: str) -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return dict(_deployment.dump(repo.get_deployment(session, dep_id)))
+
+
+@bp.patch("/deployments/<path:dep_id>")
+def update_deployment(dep_id: str) -> dict[str, Any]:
+    changes = _body(s.DeploymentUpdateSchema(), partial=True)
+    with _change() as session:
+        row = repo.update_deployment(session, dep_id, actor=_actor(), changes=changes)
+    return dict(_deployment.dump(row))
+
+
+@bp.delete("/deployments/<path:dep_id>")
+def delete_deployment(dep_id: str) -> Response:
+    with _change() as session:
+        repo.delete_deployment(session, dep_id, actor=_actor())
+    return _no_content()
+
+
+# -- audit log -----------------------------------------------------------------------------
+
+
+@bp.get("/audit")
+def list_audit() -> dict[str, Any]:
+    with gateway().db.session() as session:
+        return _page(_audit, repo.list_audit(session, **_query(s.AuditListQuerySchema())))

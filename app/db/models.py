@@ -102,6 +102,17 @@ class ApiKey(Base):
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
+    @property
+    def status(self) -> str:
+        """active | revoked | disabled | expired (the same rules as authentication)."""
+        if self.revoked:
+            return "revoked"
+        if self.disabled:
+            return "disabled"
+        if self.expires_at is not None and self.expires_at <= utcnow():
+            return "expired"
+        return "active"
+
 
 class DeploymentRow(Base):
     """A deployment managed through the admin API (same fields as a YAML ``models:`` entry).

@@ -25,6 +25,7 @@ from app.db.models import (
     SyncVersion,
     Team,
     User,
+    new_id,
     utcnow,
 )
 from app.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -191,17 +192,6 @@ def _status_clause(status: str, now: datetime) -> ColumnElement[bool]:
         "active": (ApiKey.revoked_at.is_(None) & ApiKey.disabled.is_(False) & not_expired),
     }
     return clauses[status]
-
-
-def key_status(key: ApiKey, now: datetime | None = None) -> str:
-    """active | revoked | disabled | expired (the same rules as authentication)."""
-    if key.revoked:
-        return "revoked"
-    if key.disabled:
-        return "disabled"
-    if key.expires_at is not None and key.expires_at <= (now or utcnow()):
-        return "expired"
-    return "active"
 
 
 def update_key(session: Session, key_id: str, *, actor: str,
@@ -401,7 +391,10 @@ def load_deployments(session: Session) -> list[Deployment]:
 def create_deployment(session: Session, *, actor: str, fields: Mapping[str, Any],
                       reserved_ids: frozenset[str]) -> DeploymentRow:
     """Store a deployment. ``reserved_ids`` are the YAML file's ids (which cannot be reused)."""
-    dep_id = fields["id"]
+    fields = dict(fields)
+    dep_id = fields.setdefault("id", new_id("dep"))
+    if fields.get("api_base"):
+        fields["api_base"] = fields["api_base"].rstrip("/")
     if dep_id in reserved_ids or session.get(DeploymentRow, dep_id) is not None:
         raise ConflictError(f"A deployment with id '{dep_id}' exists.", param="id")
     row = DeploymentRow(**fields)
@@ -432,10 +425,15 @@ def update_deployment(session: Session, dep_id: str, *, actor: str,
     row = get_deployment(session, dep_id)
     before = snapshot(row)
     _apply(row, changes)
+    if row.api_base:
+        row.api_base = row.api_base.rstrip("/")
     if row.provider != "mock" and not row.api_base:
         raise InvalidRequestError(f"Missing required parameter: 'api_base' (required for "
                                   f"provider '{row.provider}').", param="api_base",
                                   code="missing_required_parameter")
+    if row.provider == "mock" and row.api_base:
+        raise InvalidRequestError("Invalid value for 'api_base': the mock provider has no "
+                                  "upstream.", param="api_base", code="invalid_value")
     session.flush()
     audit(session, actor=actor, action="update", entity="deployment", entity_id=row.id,
           before=before, after=snapshot(row))
