@@ -94,8 +94,9 @@ class Authenticator:
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._master = master_key.encode("utf-8")
         self._lookup = lookup
-        self.cache = cache or KeyCache(ttl=60.0)
-        self.last_used = last_used or LastUsedTracker()
+        # "is None", not "or": an empty cache or tracker is falsy (they define __len__).
+        self.cache = KeyCache(ttl=60.0) if cache is None else cache
+        self.last_used = LastUsedTracker() if last_used is None else last_used
         self._now = now
 
     def authenticate(self, authorization: str | None) -> Principal:
