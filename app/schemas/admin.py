@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from app.db.models import BUDGET_PERIODS, ROLES
 from app.providers.kinds import PROVIDER_KINDS
@@ -101,6 +109,13 @@ class KeyUpdateSchema(_Request):
         expires = data.get("expires_at")
         if expires is not None and expires <= datetime.now(UTC):
             raise ValidationError("Must be in the future.", "expires_at")
+
+    @post_load
+    def _expiry_in_utc(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # Stored and shown in UTC, whatever offset the client used.
+        if data.get("expires_at") is not None:
+            data["expires_at"] = data["expires_at"].astimezone(UTC)
+        return data
 
 
 class KeyCreateSchema(KeyUpdateSchema):
