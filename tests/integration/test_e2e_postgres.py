@@ -1,0 +1,32 @@
+"""End to end on PostgreSQL: 2 Gunicorn gevent workers (psycogreen-patched) sharing one database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.db.schema import upgrade
+from tests.e2e import scenarios
+from tests.procs import running, start_gateway, start_mock_upstream
+
+pytestmark = pytest.mark.e2e
+WORKERS = 2
+
+
+def test_keys_and_deployments_across_workers_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    upgrade(pg_url)  # as `make migrate` would; the workers check the schema is at head
+    with running(start_mock_upstream(tmp_path)) as upstream:
+        models = [{"name": "mock-fast", "provider": "mock", "model": "mock-fast"},
+                  {"name": "up", "provider": "openai", "model": "upstream-model",
+                   "api_base": f"{upstream.url}/v1"}]
+        env = {"NEUROROUTE_DATABASE_URL": pg_url,
+               "NEUROROUTE_SYNC_INTERVAL": str(scenarios.SYNC_INTERVAL),
+               "NEUROROUTE_LAST_USED_FLUSH_INTERVAL": "1", "NEUROROUTE_DB_POOL_SIZE": "4"}
+        with running(start_gateway(tmp_path, models, workers=WORKERS, env=env,
+                                   migrate=False)) as gateway:
+            scenarios.key_lifecycle(gateway, WORKERS)
+            scenarios.member_is_refused_on_admin(gateway)
+            scenarios.allowlist(gateway, allowed="mock-fast", other="up")
+            scenarios.deployment_without_restart(gateway, WORKERS, upstream.url)
+            scenarios.last_used_is_recorded(gateway)
