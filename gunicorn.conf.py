@@ -73,3 +73,15 @@ def post_worker_init(worker):
         from gunicorn.arbiter import Arbiter
 
         sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
+    # "Last used" times are batched in memory; write what is pending before the worker goes.
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):  # the worker never loaded the app
+        return
+    from app.extensions import EXTENSION_KEY
+
+    gw = app.extensions.get(EXTENSION_KEY)
+    if gw is not None:
+        gw.sync.flush_last_used()

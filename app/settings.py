@@ -161,7 +161,8 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {messages}"]
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+def _env_number(env: Mapping[str, str], name: str, default: float, kind: type, *,
+                allow_zero: bool = False) -> Any:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -169,8 +170,11 @@ def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+    if allow_zero and value == 0:
+        return value
     if value <= 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+        raise ConfigError(f"{name}: must be greater than {'or equal to ' if allow_zero else ''}"
+                          f"0, got {raw!r}")
     return value
 
 
@@ -283,7 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         database_url=_database_url(env),
         db_pool_size=_env_number(env, "NEUROROUTE_DB_POOL_SIZE", 10, int),
-        db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int),
+        db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int, allow_zero=True),
         db_pool_timeout=_env_number(env, "NEUROROUTE_DB_POOL_TIMEOUT", 5.0, float),
         sync_interval=_env_number(env, "NEUROROUTE_SYNC_INTERVAL", 2.0, float),
         key_cache_ttl=_env_number(env, "NEUROROUTE_KEY_CACHE_TTL", 60.0, float),

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
+from app.db.engine import Database
+from app.db.schema import SchemaNotCurrentError, require_head
 from app.extensions import gateway
 
 bp = Blueprint("health", __name__)
@@ -17,12 +19,29 @@ def live() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def database_check(db: Database) -> dict[str, Any]:
+    """One connection to the database: reachable and at the schema this release needs."""
+    try:
+        require_head(db.engine)
+    except SchemaNotCurrentError as exc:
+        return {"status": "degraded", "detail": {"error": str(exc)}}
+    return {"status": "ok", "detail": {"backend": db.engine.dialect.name}}
+
+
 @bp.get("/health/ready")
 def ready() -> tuple[dict[str, Any], int]:
     """Configuration is loaded and every dependency the gateway needs is reachable."""
     gw = gateway()
-    checks = {"config": {"status": "ok",
-                         "detail": {"deployments": len(gw.settings.deployments),
-                                    "models": len(gw.registry.names())}}}
-    ok = all(c["status"] == "ok" for c in checks.values())
-    return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+    checks: dict[str, dict[str, Any]] = {
+        "config": {"status": "ok",
+                   "detail": {"deployments": len(gw.settings.deployments),
+                              "stored_deployments": len(gw.db_deployments),
+                              "models": len(gw.registry.names())}},
+        "database": database_check(gw.db),
+    }
+    if any(c["status"] == "error" for c in checks.values()):
+        return {"status": "not_ready", "checks": checks}, 503
+    # A database outage degrades but does not stop the gateway: cached keys and the loaded
+    # deployments keep serving, so the instance stays in the load balancer.
+    degraded = any(c["status"] != "ok" for c in checks.values())
+    return {"status": "degraded" if degraded else "ready", "checks": checks}, 200

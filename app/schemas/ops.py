@@ -40,4 +40,12 @@ class EffectiveConfigSchema(Schema):
     upstream_pool_maxsize = fields.Integer()
     upstream_trust_env = fields.Boolean()
     log_level = fields.String()
-    models = fields.List(fields.Nested(DeploymentPublicSchema))
+    database_url = fields.String(metadata={"description": "password redacted"})
+    db_pool_size = fields.Integer()
+    db_max_overflow = fields.Integer()
+    db_pool_timeout = fields.Float()
+    sync_interval = fields.Float()
+    key_cache_ttl = fields.Float()
+    last_used_flush_interval = fields.Float()
+    models = fields.List(fields.Nested(DeploymentPublicSchema),
+                         metadata={"description": "the YAML file's deployments"})

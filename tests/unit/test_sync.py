@@ -140,3 +140,13 @@ def test_touch_last_used_never_moves_backwards(app: Flask) -> None:
         repo.touch_last_used(session, {key.id: earlier})
     with db.session() as session:
         assert session.get(ApiKey, key.id).last_used_at == later  # type: ignore[union-attr]
+
+
+def test_readiness_reports_a_database_outage_as_degraded(app: Flask, client: FlaskClient,
+                                                        tmp_path: Path) -> None:
+    ready = client.get("/health/ready").get_json()
+    assert ready["status"] == "ready" and ready["checks"]["database"]["status"] == "ok"
+    gw(app).db.engine = create_engine(f"sqlite:///{tmp_path}")  # a directory: unreadable
+    resp = client.get("/health/ready")
+    assert resp.status_code == 200 and resp.get_json()["status"] == "degraded"
+    assert "database up" in resp.get_json()["checks"]["database"]["detail"]["error"]
