@@ -16,6 +16,7 @@ worker keeps its current state and retries at the next interval.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -47,26 +48,33 @@ class StateSync:
         now = clock()
         self._next_check = now + interval
         self._next_flush = now + flush_interval
-        self._busy = False
+        # One refresh at a time per process, so an older reload never replaces a newer one.
+        # (threading.Lock is cooperative under gevent's monkey-patching.)
+        self._lock = threading.Lock()
 
     def maybe_refresh(self) -> None:
         """Called on every request: a clock comparison, and a refresh when one is due."""
         now = self._clock()
-        if now < self._next_check or self._busy:
+        if now < self._next_check:
             return
-        # Set before the query: concurrent greenlets (and a slow database) do not pile up.
-        self._next_check = now + self._interval
-        self._busy = True
+        if not self._lock.acquire(blocking=False):
+            return  # another greenlet is refreshing: do not wait for it, do not pile up
         try:
-            self.refresh()
+            # Set before the query, so a slow database is not asked again by every request.
+            self._next_check = now + self._interval
+            self._refresh()
             if now >= self._next_flush:
                 self._next_flush = now + self._flush_interval
                 self.flush_last_used()
         finally:
-            self._busy = False
+            self._lock.release()
 
     def refresh(self) -> None:
-        """Read the counters now and apply whatever changed."""
+        """Read the counters now and apply whatever changed (waits for a running refresh)."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         try:
             with self._db.session() as session:
                 versions = repo.read_versions(session)

@@ -73,6 +73,9 @@ class KeyCache:
         self._max = max_entries
         self._clock = clock
         self._entries: dict[str, tuple[KeyRecord | None, float]] = {}
+        # Bumped by clear(). A lookup that started before a clear() may have read the row
+        # before the change; put() drops its result instead of caching it for a whole TTL.
+        self.generation = 0
 
     def get(self, digest: str) -> tuple[KeyRecord | None, bool] | None:
         """``(record, fresh)`` for a cached hash, or None when the hash was never looked up."""
@@ -82,7 +85,10 @@ class KeyCache:
         record, fetched = entry
         return record, self._clock() - fetched < self._ttl
 
-    def put(self, digest: str, record: KeyRecord | None) -> None:
+    def put(self, digest: str, record: KeyRecord | None, generation: int | None = None) -> None:
+        """Cache a lookup result, unless the cache was cleared since ``generation``."""
+        if generation is not None and generation != self.generation:
+            return
         if digest not in self._entries and len(self._entries) >= self._max:
             # Evict the oldest insertion: simple, bounded, and a miss only costs one query.
             self._entries.pop(next(iter(self._entries)))
@@ -90,6 +96,7 @@ class KeyCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._entries)

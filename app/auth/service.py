@@ -124,6 +124,7 @@ class Authenticator:
         cached = self.cache.get(digest)
         if cached is not None and cached[1]:
             return cached[0]
+        generation = self.cache.generation
         try:
             record = self._lookup(digest)
         except SQLAlchemyError as exc:
@@ -137,7 +138,7 @@ class Authenticator:
             raise ServiceUnavailableError(
                 "The API key could not be checked: the key store is unavailable. "
                 "Retry shortly.", code="key_store_unavailable") from None
-        self.cache.put(digest, record)
+        self.cache.put(digest, record, generation)
         return record
 
 

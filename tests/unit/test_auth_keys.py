@@ -203,3 +203,24 @@ def test_last_used_restore_keeps_newer_touches() -> None:
     tracker.restore(batch)
     tracker.restore({"b": NOW})
     assert tracker.drain() == {"a": NOW + timedelta(seconds=5), "b": NOW}
+
+
+def test_a_lookup_racing_a_clear_is_not_cached(store: FakeStore, clock: Clock) -> None:
+    """A lookup that read the row before a revocation must not re-fill the cleared cache."""
+    cache = KeyCache(ttl=60, clock=clock)
+    key = store.add(record())
+
+    def slow_lookup(digest: str) -> KeyRecord | None:
+        found = store.lookup(digest)  # reads the row as it was...
+        cache.clear()  # ...while another greenlet applies a revocation and clears the cache
+        store.records[digest] = record(revoked=True)
+        return found
+
+    auth = Authenticator(master_key=MASTER, lookup=slow_lookup, cache=cache, now=lambda: NOW)
+    assert auth.authenticate(bearer(key)).key_id == "key_1"  # answered with what it read
+    assert len(cache) == 0  # but not cached: the next request reads the revocation
+    auth_after = Authenticator(master_key=MASTER, lookup=store.lookup, cache=cache,
+                               now=lambda: NOW)
+    with pytest.raises(AuthenticationError) as info:
+        auth_after.authenticate(bearer(key))
+    assert info.value.code == "api_key_revoked"
