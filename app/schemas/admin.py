@@ -25,6 +25,7 @@ from app.db.models import BUDGET_PERIODS, ROLES
 from app.providers.kinds import PROVIDER_KINDS
 from app.schemas.common import StrictBoolean, StrictFloat
 from app.schemas.config import DeploymentConfigSchema, MockParamsSchema
+from app.settings import ENV_REF_PREFIX
 
 MAX_PAGE = 100
 KEY_STATUSES = ("active", "revoked", "disabled", "expired")
@@ -224,6 +225,13 @@ def _check_api_base(provider: str | None, api_base: Any) -> None:
         raise ValidationError("The mock provider has no upstream.", "api_base")
 
 
+def _no_env_reference(api_key: Any) -> None:
+    # The gateway would send "os.environ/NAME" upstream as the key itself: refuse it clearly.
+    if isinstance(api_key, str) and api_key.startswith(ENV_REF_PREFIX):
+        raise ValidationError("Environment references are only read from the YAML file; "
+                              "send the key itself (it is write-only).", "api_key")
+
+
 class DeploymentCreateSchema(DeploymentConfigSchema):
     """A YAML ``models:`` entry, sent as JSON. ``api_key`` and ``headers`` are write-only."""
 
@@ -238,6 +246,7 @@ class DeploymentCreateSchema(DeploymentConfigSchema):
     @validates_schema
     def _api_base_rule(self, data: dict[str, Any], **_: Any) -> None:
         _check_api_base(data.get("provider"), data.get("api_base"))
+        _no_env_reference(data.get("api_key"))
 
 
 class DeploymentUpdateSchema(_Request):
@@ -255,6 +264,10 @@ class DeploymentUpdateSchema(_Request):
     read_timeout = fields.Float(allow_none=True,
                                 validate=validate.Range(min=0, min_inclusive=False))
     mock = fields.Nested(MockParamsSchema, allow_none=True)
+
+    @validates_schema
+    def _api_key_rule(self, data: dict[str, Any], **_: Any) -> None:
+        _no_env_reference(data.get("api_key"))
 
 
 class DeploymentSchema(Schema):

@@ -278,6 +278,8 @@ def test_deployment_secrets_are_write_only(admin: Admin) -> None:
     ({"name": "n", "provider": "openai", "model": "m", "api_base": "ftp://x"}, "api_base"),
     ({"name": "n", "provider": "mock", "model": "m", "weight": 0}, "weight"),
     ({"name": "n", "provider": "mock", "model": "m", "mock": {"tokens": 0}}, "mock.tokens"),
+    ({"name": "n", "provider": "openai", "model": "m", "api_base": "http://h.test",
+      "api_key": "os.environ/OPENAI_API_KEY"}, "api_key"),
 ])
 def test_deployment_validation_names_the_field(client: FlaskClient, body: dict[str, Any],
                                                param: str) -> None:
