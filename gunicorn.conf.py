@@ -49,11 +49,12 @@ def on_starting(server):  # noqa: ARG001 - Gunicorn hook signature
         sys.exit(1)
 
 
-def post_fork(server, worker):  # noqa: ARG001 - Gunicorn hook signature
+def post_fork(server, worker):
     # psycopg2 is a C driver: without a wait callback every query would block the whole
     # worker's hub. The callback must be installed before the worker's first connection,
-    # which happens while the app is loaded (right after this hook).
-    if worker_class == "gevent":
+    # which happens while the app is loaded (right after this hook). Checked on the worker
+    # actually used, in case `-k` overrode worker_class on the command line.
+    if "gevent" in type(worker).__module__:
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()

@@ -25,7 +25,12 @@ def database_check(db: Database) -> dict[str, Any]:
         require_head(db.engine)
     except SchemaNotCurrentError as exc:
         return {"status": "degraded", "detail": {"error": str(exc)}}
-    return {"status": "ok", "detail": {"backend": db.engine.dialect.name}}
+    detail: dict[str, Any] = {"backend": db.engine.dialect.name}
+    dbapi = db.engine.dialect.dbapi
+    if db.engine.dialect.driver == "psycopg2" and dbapi is not None:
+        # True when psycogreen's wait callback is installed: queries yield to the gevent hub.
+        detail["cooperative"] = dbapi.extensions.get_wait_callback() is not None
+    return {"status": "ok", "detail": detail}
 
 
 @bp.get("/health/ready")

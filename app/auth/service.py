@@ -130,9 +130,11 @@ class Authenticator:
         except SQLAlchemyError as exc:
             if cached is not None:
                 # Fail open for keys this worker already knew: the database being down must
-                # not take the gateway down (DESIGN: "keys from cache keep working").
+                # not take the gateway down (DESIGN: "keys from cache keep working"). Re-arm
+                # the entry so this key tries the database once per TTL, not per request.
                 log.warning("key store unavailable, serving a cached key",
                             extra={"error": type(exc).__name__})
+                self.cache.put(digest, cached[0], generation)
                 return cached[0]
             log.warning("key store unavailable", extra={"error": type(exc).__name__})
             raise ServiceUnavailableError(

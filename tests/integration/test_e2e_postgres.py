@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
 from app.db.schema import upgrade
 from tests.e2e import scenarios
@@ -25,6 +26,10 @@ def test_keys_and_deployments_across_workers_on_postgres(pg_url: str, tmp_path: 
                "NEUROROUTE_LAST_USED_FLUSH_INTERVAL": "1", "NEUROROUTE_DB_POOL_SIZE": "4"}
         with running(start_gateway(tmp_path, models, workers=WORKERS, env=env,
                                    migrate=False)) as gateway:
+            # gunicorn.conf.py's post_fork installed psycogreen in the workers.
+            ready = requests.get(f"{gateway.url}/health/ready", timeout=10).json()
+            assert ready["checks"]["database"]["detail"] == {"backend": "postgresql",
+                                                             "cooperative": True}
             scenarios.key_lifecycle(gateway, WORKERS)
             scenarios.member_is_refused_on_admin(gateway)
             scenarios.allowlist(gateway, allowed="mock-fast", other="up")

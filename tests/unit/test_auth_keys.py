@@ -171,6 +171,10 @@ def test_database_down_cached_keys_keep_working(auth: Authenticator, store: Fake
     store.down = True
     clock.t += 3600  # long past the TTL: the stale entry is served rather than failing
     assert auth.authenticate(bearer(key)).key_id == "key_1"
+    calls = store.calls
+    for _ in range(5):  # and the dead database is not asked again for this key until the TTL
+        assert auth.authenticate(bearer(key)).key_id == "key_1"
+    assert store.calls == calls
 
 
 def test_database_down_unknown_keys_get_503(auth: Authenticator, store: FakeStore) -> None:
