@@ -29,7 +29,8 @@ def require_service(name: str, probe: Callable[[], None]) -> None:
     try:
         probe()
     except Exception as exc:  # noqa: BLE001 - any failure to reach it means "not available"
-        message = (f"{name} is not reachable ({type(exc).__name__}: {exc}). "
+        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        message = (f"{name} is not reachable ({type(exc).__name__}: {first_line}). "
                    "Integration tests need it; start it or set NEUROROUTE_TEST_POSTGRES_URL.")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true: {message}", pytrace=False)
