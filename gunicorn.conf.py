@@ -64,11 +64,16 @@ def post_worker_init(worker):
     # A worker never serves on a schema it was not written for (e.g. a new release started
     # during a rolling upgrade before `make migrate` ran): it exits with Gunicorn's boot-error
     # status, so the arbiter stops with this message instead of serving wrong results.
-    from app.db.schema import SchemaNotCurrentError, require_head
+    # A database that cannot be reached at all is different: refusing would turn a short
+    # outage during a worker respawn into a full stop (a boot error halts the arbiter), so the
+    # worker starts degraded (master key, YAML models) and syncs when the database is back.
+    from app.db.schema import DatabaseUnreachableError, SchemaNotCurrentError, require_head
     from app.extensions import EXTENSION_KEY
 
     try:
         require_head(worker.wsgi.extensions[EXTENSION_KEY].db.engine)
+    except DatabaseUnreachableError as exc:
+        worker.log.warning("neuroroute: starting degraded: %s", exc)
     except SchemaNotCurrentError as exc:
         worker.log.error("neuroroute: refusing to start this worker: %s", exc)
         from gunicorn.arbiter import Arbiter

@@ -33,7 +33,6 @@ class StateSync:
     def __init__(self, *, db: Database, interval: float, flush_interval: float,
                  last_used: LastUsedTracker, on_keys_changed: Callable[[], None],
                  on_deployments_changed: Callable[[], None],
-                 versions: dict[str, int] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._db = db
         self._interval = interval
@@ -43,8 +42,8 @@ class StateSync:
         self._on_deployments = on_deployments_changed
         self._clock = clock
         # None: never read (e.g. the database was down at start): the first read reloads all.
-        self.versions = versions
-        self.healthy = versions is not None
+        self.versions: dict[str, int] | None = None
+        self.healthy = False
         now = clock()
         self._next_check = now + interval
         self._next_flush = now + flush_interval

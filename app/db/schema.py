@@ -24,6 +24,10 @@ class SchemaNotCurrentError(RuntimeError):
     """The database is not at the migrations' head revision (or cannot be read)."""
 
 
+class DatabaseUnreachableError(SchemaNotCurrentError):
+    """The revision could not be read at all (the database is down or refuses us)."""
+
+
 def alembic_config(database_url: str) -> Config:
     """An Alembic Config pointing at the package's migrations and the given database."""
     config = Config()
@@ -64,7 +68,7 @@ def require_head(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except SQLAlchemyError as exc:
-        raise SchemaNotCurrentError(
+        raise DatabaseUnreachableError(
             f"cannot read the schema revision ({type(exc).__name__}); is the database up?"
         ) from None
     if current != head:

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.e2e import scenarios
-from tests.procs import Proc, running, start_gateway
+from tests.procs import MASTER_KEY, Proc, running, start_gateway
 
 pytestmark = pytest.mark.e2e
 WORKERS = 2
@@ -56,3 +57,18 @@ def test_worker_refuses_to_boot_on_an_unmigrated_database(upstream: Proc,
         assert proc.popen.wait(30) == 3  # Gunicorn's "worker failed to boot"
     out = proc.output()
     assert "refusing to start this worker" in out and "make migrate" in out
+
+
+def test_worker_starts_degraded_when_the_database_is_unreachable(upstream: Proc,
+                                                                tmp_path: Path) -> None:
+    """A respawn during a database outage must not halt the server; the master key works."""
+    unreachable = f"sqlite:///{tmp_path}"  # a directory: every connection fails
+    proc = start_gateway(tmp_path, models(upstream), migrate=False,
+                         env={"NEUROROUTE_DATABASE_URL": unreachable})
+    with running(proc):
+        resp = requests.get(f"{proc.url}/v1/models", timeout=10,
+                            headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        assert resp.status_code == 200
+        ready = requests.get(f"{proc.url}/health/ready", timeout=10).json()
+        assert ready["status"] == "degraded"
+    assert "starting degraded" in proc.output()

@@ -59,5 +59,5 @@ def test_workers_refuse_a_database_not_at_head(url: str) -> None:
 def test_unreadable_database_is_reported_not_raised_raw(tmp_path: Path) -> None:
     from sqlalchemy import create_engine
 
-    with pytest.raises(schema.SchemaNotCurrentError, match="database up"):
+    with pytest.raises(schema.DatabaseUnreachableError, match="database up"):
         schema.require_head(create_engine(f"sqlite:///{tmp_path}"))  # a directory
