@@ -81,6 +81,7 @@ def keys_create(name: str, role: str, user_id: str | None, team_id: str | None,
     except GatewayError as err:
         _fail(err)
         return
+    gateway().sync.changed()
     click.echo(f"id:  {key_id}")
     click.echo(f"key: {plaintext}")
     click.echo("Store the key now: it cannot be shown again.", err=True)
@@ -108,6 +109,7 @@ def keys_revoke(key_id: str) -> None:
     except GatewayError as err:
         _fail(err)
         return
+    gateway().sync.changed()  # with Redis, the running workers drop the key at once
     click.echo(f"revoked {key_id}")
 
 

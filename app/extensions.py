@@ -21,7 +21,7 @@ from app.providers.base import Provider, build_provider
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
 from app.settings import Deployment, Settings
-from app.sync import StateSync
+from app.sync import RedisAnnouncer, StateSync
 
 EXTENSION_KEY = "neuroroute"
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
     sync = StateSync(db=db, interval=settings.sync_interval,
                      flush_interval=settings.last_used_flush_interval, last_used=last_used,
                      on_keys_changed=authenticator.cache.clear,
-                     on_deployments_changed=reload_registry)
+                     on_deployments_changed=reload_registry,
+                     announcer=RedisAnnouncer(settings.redis_url) if settings.redis_url else None)
     gw = Gateway(settings=settings, registry=registry, dispatcher=Dispatcher(registry=registry),
                  authenticator=authenticator, db=db, sync=sync)
     # Start with the stored deployments too. A database that is down (or not migrated yet)

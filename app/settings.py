@@ -94,6 +94,9 @@ class Settings:
     # How often (seconds) each worker checks the shared database for changed keys and
     # deployments: the upper bound for a revoked key or a new deployment to reach every worker.
     sync_interval: float = 2.0
+    # Optional: with Redis, admin changes are also announced on a pub/sub channel so every
+    # worker re-syncs at once; polling (sync_interval) stays the guarantee if Redis is down.
+    redis_url: str | None = field(default=None, repr=False)
     # Backstop lifetime of a cached key lookup (the sync check normally clears it sooner).
     key_cache_ttl: float = 60.0
     # How often (seconds) a worker writes the keys' "last used" times (batched, not per request).
@@ -115,6 +118,7 @@ class Settings:
             "db_max_overflow": self.db_max_overflow,
             "db_pool_timeout": self.db_pool_timeout,
             "sync_interval": self.sync_interval,
+            "redis_url": None if self.redis_url is None else redact_url(self.redis_url),
             "key_cache_ttl": self.key_cache_ttl,
             "last_used_flush_interval": self.last_used_flush_interval,
             "models": [d.public_dict() for d in self.deployments],
@@ -140,6 +144,14 @@ def _database_url(env: Mapping[str, str]) -> str:
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError("NEUROROUTE_DATABASE_URL: only sqlite and postgresql are supported, "
                           f"got {parsed.get_backend_name()!r}")
+    return url
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("NEUROROUTE_REDIS_URL") or None
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("NEUROROUTE_REDIS_URL: expected redis://host:port/db, rediss://... "
+                          "or unix://...")
     return url
 
 
@@ -290,6 +302,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int, allow_zero=True),
         db_pool_timeout=_env_number(env, "NEUROROUTE_DB_POOL_TIMEOUT", 5.0, float),
         sync_interval=_env_number(env, "NEUROROUTE_SYNC_INTERVAL", 2.0, float),
+        redis_url=_redis_url(env),
         key_cache_ttl=_env_number(env, "NEUROROUTE_KEY_CACHE_TTL", 60.0, float),
         last_used_flush_interval=_env_number(env, "NEUROROUTE_LAST_USED_FLUSH_INTERVAL", 30.0,
                                              float),

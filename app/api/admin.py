@@ -65,11 +65,12 @@ def _actor() -> str:
 
 @contextmanager
 def _change() -> Iterator[Session]:
-    """A transaction for one admin change; this worker re-syncs right after the commit."""
+    """A transaction for one admin change; after the commit this worker re-syncs at once and
+    the others are told to (Redis) or notice at their next poll."""
     gw = gateway()
     with gw.db.session() as session:
         yield session
-    gw.sync.refresh()
+    gw.sync.changed()
 
 
 def _page(schema: Schema, page: repo.Page) -> dict[str, Any]:

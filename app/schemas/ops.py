@@ -45,6 +45,7 @@ class EffectiveConfigSchema(Schema):
     db_max_overflow = fields.Integer()
     db_pool_timeout = fields.Float()
     sync_interval = fields.Float()
+    redis_url = fields.String(allow_none=True, metadata={"description": "password redacted"})
     key_cache_ttl = fields.Float()
     last_used_flush_interval = fields.Float()
     models = fields.List(fields.Nested(DeploymentPublicSchema),

@@ -129,3 +129,13 @@ def test_database_settings_errors_name_the_variable(tmp_path: Path, name: str, v
         load_settings(env_for(path, **{name: value}))
     assert str(info.value).startswith(name)
     assert "pg-secret" not in str(info.value)
+
+
+def test_redis_url_is_optional_validated_and_redacted(tmp_path: Path) -> None:
+    path = write(tmp_path, {"models": [{"name": "x", "provider": "mock", "model": "m"}]})
+    assert load_settings(env_for(path)).redis_url is None
+    settings = load_settings(env_for(path, NEUROROUTE_REDIS_URL="redis://:r-secret@h:6379/2"))
+    assert settings.redis_url == "redis://:r-secret@h:6379/2"
+    assert "r-secret" not in str(settings.public_dict()) and "r-secret" not in repr(settings)
+    with pytest.raises(ConfigError, match="^NEUROROUTE_REDIS_URL"):
+        load_settings(env_for(path, NEUROROUTE_REDIS_URL="http://h:6379"))
