@@ -25,6 +25,7 @@ users_cli = AppGroup("users", help="Users.")
 
 
 def register_cli(app: Flask) -> None:
+    """Add the ``db``, ``keys`` and ``users`` command groups to ``app``."""
     for group in (db_cli, keys_cli, users_cli):
         app.cli.add_command(group)
 

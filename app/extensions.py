@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Gateway:
+    """The process's services; blueprints reach it through :func:`gateway`."""
     settings: Settings
     registry: ModelRegistry
     dispatcher: Dispatcher
@@ -52,6 +53,7 @@ class Gateway:
         self.swap_registry(stored)
 
     def swap_registry(self, stored: Sequence[Deployment]) -> None:
+        """Build a registry from YAML + ``stored`` deployments and swap it in."""
         current = {p.deployment.id: p for p in self.registry.providers()}
         providers: list[Provider] = []
         yaml_ids = {d.id for d in self.settings.deployments}
@@ -73,6 +75,7 @@ class Gateway:
 
 def _key_lookup(db: Database) -> KeyLookup:
     def lookup(digest: str) -> KeyRecord | None:
+        """The key with this hash, read in its own short transaction."""
         with db.session() as session:
             return repo.find_key_record(session, digest)
 
@@ -80,6 +83,7 @@ def _key_lookup(db: Database) -> KeyLookup:
 
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
+    """Build the services from Settings and attach them to ``app``."""
     db = Database.from_settings(settings)
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
     last_used = LastUsedTracker()
@@ -88,6 +92,7 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
                                   last_used=last_used)
 
     def reload_registry() -> None:
+        """Called by the sync loop when the deployments counter moved."""
         gw.reload_registry()
 
     sync = StateSync(db=db, interval=settings.sync_interval,
@@ -105,5 +110,6 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
 
 
 def gateway() -> Gateway:
+    """The current app's :class:`Gateway`."""
     gw: Gateway = current_app.extensions[EXTENSION_KEY]
     return gw

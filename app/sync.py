@@ -69,6 +69,7 @@ class RedisAnnouncer:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop listening and close the Redis client."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -102,6 +103,7 @@ class RedisAnnouncer:
 
 
 class StateSync:
+    """Per-process sync with the shared database (see the module docstring)."""
     def __init__(self, *, db: Database, interval: float, flush_interval: float,
                  last_used: LastUsedTracker, on_keys_changed: Callable[[], None],
                  on_deployments_changed: Callable[[], None],

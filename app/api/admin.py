@@ -95,6 +95,7 @@ def effective_config() -> dict[str, Any]:
 
 @bp.post("/keys")
 def create_key() -> tuple[dict[str, Any], int]:
+    """Create a key; the response holds the key itself, once (201)."""
     fields = _body(s.KeyCreateSchema())
     with _change() as session:
         key, plaintext = repo.create_key(session, actor=_actor(), fields=fields)
@@ -103,18 +104,21 @@ def create_key() -> tuple[dict[str, Any], int]:
 
 @bp.get("/keys")
 def list_keys() -> dict[str, Any]:
+    """A page of keys (never the keys themselves)."""
     with gateway().db.session() as session:
         return _page(_key, repo.list_keys(session, **_query(s.KeyListQuerySchema())))
 
 
 @bp.get("/keys/<key_id>")
 def get_key(key_id: str) -> dict[str, Any]:
+    """One key (404 if unknown)."""
     with gateway().db.session() as session:
         return dict(_key.dump(repo.get_key(session, key_id)))
 
 
 @bp.patch("/keys/<key_id>")
 def update_key(key_id: str) -> dict[str, Any]:
+    """Change some fields of a key (409 if revoked)."""
     changes = _body(s.KeyUpdateSchema(), partial=True)
     with _change() as session:
         key = repo.update_key(session, key_id, actor=_actor(), changes=changes)
@@ -123,6 +127,7 @@ def update_key(key_id: str) -> dict[str, Any]:
 
 @bp.post("/keys/<key_id>/revoke")
 def revoke_key(key_id: str) -> dict[str, Any]:
+    """Revoke a key for good (idempotent)."""
     with _change() as session:
         key = repo.revoke_key(session, key_id, actor=_actor())
     return dict(_key.dump(key))
@@ -130,6 +135,7 @@ def revoke_key(key_id: str) -> dict[str, Any]:
 
 @bp.post("/keys/<key_id>/rotate")
 def rotate_key(key_id: str) -> dict[str, Any]:
+    """New secret for a key; the response holds it, once."""
     with _change() as session:
         key, plaintext = repo.rotate_key(session, key_id, actor=_actor())
     return {**_key_secret.dump(key), "key": plaintext}
@@ -140,6 +146,7 @@ def rotate_key(key_id: str) -> dict[str, Any]:
 
 @bp.post("/users")
 def create_user() -> tuple[dict[str, Any], int]:
+    """Create a user (201; 409 for a taken email)."""
     fields = _body(s.UserCreateSchema())
     with _change() as session:
         user = repo.create_user(session, actor=_actor(), fields=fields)
@@ -148,18 +155,21 @@ def create_user() -> tuple[dict[str, Any], int]:
 
 @bp.get("/users")
 def list_users() -> dict[str, Any]:
+    """A page of users."""
     with gateway().db.session() as session:
         return _page(_user, repo.list_users(session, **_query(s.UserListQuerySchema())))
 
 
 @bp.get("/users/<user_id>")
 def get_user(user_id: str) -> dict[str, Any]:
+    """One user (404 if unknown)."""
     with gateway().db.session() as session:
         return dict(_user.dump(repo.get_user(session, user_id)))
 
 
 @bp.patch("/users/<user_id>")
 def update_user(user_id: str) -> dict[str, Any]:
+    """Change some fields of a user."""
     changes = _body(s.UserUpdateSchema(), partial=True)
     with _change() as session:
         user = repo.update_user(session, user_id, actor=_actor(), changes=changes)
@@ -168,6 +178,7 @@ def update_user(user_id: str) -> dict[str, Any]:
 
 @bp.delete("/users/<user_id>")
 def delete_user(user_id: str) -> Response:
+    """Delete a user (409 while they own keys that are not revoked)."""
     with _change() as session:
         repo.delete_user(session, user_id, actor=_actor())
     return _no_content()
@@ -178,6 +189,7 @@ def delete_user(user_id: str) -> Response:
 
 @bp.post("/teams")
 def create_team() -> tuple[dict[str, Any], int]:
+    """Create a team (201; 409 for a taken name)."""
     fields = _body(s.TeamCreateSchema())
     with _change() as session:
         team = repo.create_team(session, actor=_actor(), fields=fields)
@@ -186,18 +198,21 @@ def create_team() -> tuple[dict[str, Any], int]:
 
 @bp.get("/teams")
 def list_teams() -> dict[str, Any]:
+    """A page of teams."""
     with gateway().db.session() as session:
         return _page(_team, repo.list_teams(session, **_query(s.TeamListQuerySchema())))
 
 
 @bp.get("/teams/<team_id>")
 def get_team(team_id: str) -> dict[str, Any]:
+    """One team (404 if unknown)."""
     with gateway().db.session() as session:
         return dict(_team.dump(repo.get_team(session, team_id)))
 
 
 @bp.patch("/teams/<team_id>")
 def update_team(team_id: str) -> dict[str, Any]:
+    """Rename a team."""
     changes = _body(s.TeamUpdateSchema(), partial=True)
     with _change() as session:
         team = repo.update_team(session, team_id, actor=_actor(), changes=changes)
@@ -206,6 +221,7 @@ def update_team(team_id: str) -> dict[str, Any]:
 
 @bp.delete("/teams/<team_id>")
 def delete_team(team_id: str) -> Response:
+    """Delete a team; its users and keys stay, without it."""
     with _change() as session:
         repo.delete_team(session, team_id, actor=_actor())
     return _no_content()
@@ -216,6 +232,7 @@ def delete_team(team_id: str) -> Response:
 
 @bp.post("/deployments")
 def create_deployment() -> tuple[dict[str, Any], int]:
+    """Store a deployment; every worker serves it within the sync bound."""
     fields = _body(s.DeploymentCreateSchema())
     reserved = frozenset(d.id for d in gateway().settings.deployments)
     with _change() as session:
@@ -226,6 +243,7 @@ def create_deployment() -> tuple[dict[str, Any], int]:
 
 @bp.get("/deployments")
 def list_deployments() -> dict[str, Any]:
+    """A page of stored deployments (secrets redacted)."""
     with gateway().db.session() as session:
         return _page(_deployment,
                      repo.list_deployments(session, **_query(s.DeploymentListQuerySchema())))
@@ -233,12 +251,14 @@ def list_deployments() -> dict[str, Any]:
 
 @bp.get("/deployments/<path:dep_id>")
 def get_deployment(dep_id: str) -> dict[str, Any]:
+    """One stored deployment (secrets redacted)."""
     with gateway().db.session() as session:
         return dict(_deployment.dump(repo.get_deployment(session, dep_id)))
 
 
 @bp.patch("/deployments/<path:dep_id>")
 def update_deployment(dep_id: str) -> dict[str, Any]:
+    """Change some fields of a stored deployment."""
     changes = _body(s.DeploymentUpdateSchema(), partial=True)
     with _change() as session:
         row = repo.update_deployment(session, dep_id, actor=_actor(), changes=changes)
@@ -247,6 +267,7 @@ def update_deployment(dep_id: str) -> dict[str, Any]:
 
 @bp.delete("/deployments/<path:dep_id>")
 def delete_deployment(dep_id: str) -> Response:
+    """Delete a stored deployment."""
     with _change() as session:
         repo.delete_deployment(session, dep_id, actor=_actor())
     return _no_content()
@@ -257,5 +278,6 @@ def delete_deployment(dep_id: str) -> Response:
 
 @bp.get("/audit")
 def list_audit() -> dict[str, Any]:
+    """A page of the audit log."""
     with gateway().db.session() as session:
         return _page(_audit, repo.list_audit(session, **_query(s.AuditListQuerySchema())))

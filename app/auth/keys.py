@@ -31,6 +31,7 @@ def hash_key(key: str) -> str:
 
 
 def visible_prefix(key: str) -> str:
+    """The part of a key kept in clear to tell keys apart."""
     return key[:VISIBLE_PREFIX_LEN]
 
 
@@ -95,6 +96,7 @@ class KeyCache:
         self._entries[digest] = (record, self._clock())
 
     def clear(self) -> None:
+        """Drop every entry (another process changed a key)."""
         self._entries.clear()
         self.generation += 1
 
@@ -112,9 +114,11 @@ class LastUsedTracker:
         self._pending: dict[str, datetime] = {}
 
     def touch(self, key_id: str, at: datetime) -> None:
+        """Remember that ``key_id`` was used at ``at`` (cheap: one dict write)."""
         self._pending[key_id] = at
 
     def drain(self) -> dict[str, datetime]:
+        """Take the pending batch, leaving the tracker empty."""
         pending, self._pending = self._pending, {}
         return pending
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: the key's id, role, model allowlist, owner and limits."""
     key_id: str  # a loggable identifier, never the key
     role: str  # "admin" | "member"
     allowed_models: frozenset[str] | None = None  # None: every model
@@ -46,9 +47,11 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
+        """Whether the principal may call ``/admin/*``."""
         return self.role == "admin"
 
     def may_use(self, model: str) -> bool:
+        """Whether the principal's allowlist (if any) contains ``model``."""
         return self.allowed_models is None or model in self.allowed_models
 
 
@@ -56,6 +59,7 @@ MASTER_PRINCIPAL = Principal(key_id="master", role="admin")
 
 
 def principal_for(record: KeyRecord) -> Principal:
+    """The principal of a (usable) client key."""
     return Principal(key_id=record.id, role=record.role, allowed_models=record.allowed_models,
                      user_id=record.user_id, team_id=record.team_id,
                      rpm_limit=record.rpm_limit, tpm_limit=record.tpm_limit,

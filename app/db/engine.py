@@ -68,6 +68,7 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
+        """The engine and pool sizes from Settings."""
         return cls(build_engine(settings.database_url, pool_size=settings.db_pool_size,
                                 max_overflow=settings.db_max_overflow,
                                 pool_timeout=settings.db_pool_timeout))
@@ -79,4 +80,5 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        """Close every pooled connection."""
         self.engine.dispose()

@@ -26,6 +26,7 @@ def new_id(prefix: str) -> str:
 
 
 def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
     return datetime.now(UTC)
 
 
@@ -36,21 +37,25 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Refuse naive datetimes; store UTC."""
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime: use timezone-aware UTC datetimes")
         return value.astimezone(UTC) if value is not None else None
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Read back as aware UTC (SQLite returns naive values)."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
+    """Declarative base of every table (its metadata is what Alembic compares)."""
     pass
 
 
 class Team(Base):
+    """An optional group of users and keys."""
     __tablename__ = "teams"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True,
@@ -61,6 +66,7 @@ class Team(Base):
 
 
 class User(Base):
+    """A person who owns keys. The role is informational: keys carry their own role."""
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
@@ -100,6 +106,7 @@ class ApiKey(Base):
 
     @property
     def revoked(self) -> bool:
+        """Whether the key was revoked (for good)."""
         return self.revoked_at is not None
 
     @property

@@ -79,6 +79,7 @@ def snapshot(obj: Base) -> dict[str, Any]:
 
 def audit(session: Session, *, actor: str, action: str, entity: str, entity_id: str,
           before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+    """Add one audit entry (in the caller's transaction)."""
     session.add(AuditEntry(actor=actor, action=action, entity=entity, entity_id=entity_id,
                            before=before, after=after))
 
@@ -88,6 +89,7 @@ def audit(session: Session, *, actor: str, action: str, entity: str, entity_id: 
 
 @dataclass(frozen=True, slots=True)
 class Page:
+    """One page of a list: the items and whether more follow."""
     items: Sequence[Any]
     has_more: bool
 
@@ -135,6 +137,7 @@ def _apply(obj: Base, changes: Mapping[str, Any]) -> None:
 
 
 def key_record(key: ApiKey) -> KeyRecord:
+    """An immutable copy of the key's row, as authentication caches it."""
     return KeyRecord(
         id=key.id, role=key.role,
         allowed_models=None if key.allowed_models is None else frozenset(key.allowed_models),
@@ -170,6 +173,7 @@ def get_key(session: Session, key_id: str) -> ApiKey:
 def list_keys(session: Session, *, limit: int, after: str | None = None,
               user_id: str | None = None, team_id: str | None = None,
               role: str | None = None, status: str | None = None) -> Page:
+    """Keys by id (creation order), filtered; never their hashes."""
     stmt = select(ApiKey)
     if user_id is not None:
         stmt = stmt.where(ApiKey.user_id == user_id)
@@ -251,6 +255,7 @@ def touch_last_used(session: Session, used: Mapping[str, datetime]) -> None:
 
 
 def create_user(session: Session, *, actor: str, fields: Mapping[str, Any]) -> User:
+    """Create a user. Raises ConflictError (409) for a taken email, 400 for a bad team."""
     _check_refs(session, fields)
     if session.scalars(select(User.id).where(User.email == fields["email"])).first():
         raise ConflictError(f"A user with email '{fields['email']}' exists.", param="email")
@@ -263,12 +268,14 @@ def create_user(session: Session, *, actor: str, fields: Mapping[str, Any]) -> U
 
 
 def get_user(session: Session, user_id: str) -> User:
+    """Raises NotFoundError (404) for an unknown id."""
     return _get(session, User, user_id, "user")
 
 
 def list_users(session: Session, *, limit: int, after: str | None = None,
                team_id: str | None = None, role: str | None = None,
                email: str | None = None) -> Page:
+    """Users by id (creation order), filtered."""
     stmt = select(User)
     if team_id is not None:
         stmt = stmt.where(User.team_id == team_id)
@@ -281,6 +288,7 @@ def list_users(session: Session, *, limit: int, after: str | None = None,
 
 def update_user(session: Session, user_id: str, *, actor: str,
                 changes: Mapping[str, Any]) -> User:
+    """Edit a user. Raises NotFoundError (404), ConflictError (409) for a taken email."""
     user = get_user(session, user_id)
     _check_refs(session, changes)
     email = changes.get("email")
@@ -311,6 +319,7 @@ def delete_user(session: Session, user_id: str, *, actor: str) -> None:
 
 
 def create_team(session: Session, *, actor: str, fields: Mapping[str, Any]) -> Team:
+    """Create a team. Raises ConflictError (409) for a taken name."""
     if session.scalars(select(Team.id).where(Team.name == fields["name"])).first():
         raise ConflictError(f"A team named '{fields['name']}' exists.", param="name")
     team = Team(**fields)
@@ -322,11 +331,13 @@ def create_team(session: Session, *, actor: str, fields: Mapping[str, Any]) -> T
 
 
 def get_team(session: Session, team_id: str) -> Team:
+    """Raises NotFoundError (404) for an unknown id."""
     return _get(session, Team, team_id, "team")
 
 
 def list_teams(session: Session, *, limit: int, after: str | None = None,
                name: str | None = None) -> Page:
+    """Teams by id (creation order), filtered by name."""
     stmt = select(Team)
     if name is not None:
         stmt = stmt.where(Team.name == name)
@@ -335,6 +346,7 @@ def list_teams(session: Session, *, limit: int, after: str | None = None,
 
 def update_team(session: Session, team_id: str, *, actor: str,
                 changes: Mapping[str, Any]) -> Team:
+    """Rename a team. Raises NotFoundError (404), ConflictError (409) for a taken name."""
     team = get_team(session, team_id)
     name = changes.get("name")
     if name is not None and name != team.name and session.scalars(
@@ -407,11 +419,13 @@ def create_deployment(session: Session, *, actor: str, fields: Mapping[str, Any]
 
 
 def get_deployment(session: Session, dep_id: str) -> DeploymentRow:
+    """Raises NotFoundError (404) for an unknown id."""
     return _get(session, DeploymentRow, dep_id, "deployment")
 
 
 def list_deployments(session: Session, *, limit: int, after: str | None = None,
                      name: str | None = None, provider: str | None = None) -> Page:
+    """Stored deployments by id, filtered (the YAML ones are not listed here)."""
     stmt = select(DeploymentRow)
     if name is not None:
         stmt = stmt.where(DeploymentRow.name == name)
@@ -422,6 +436,7 @@ def list_deployments(session: Session, *, limit: int, after: str | None = None,
 
 def update_deployment(session: Session, dep_id: str, *, actor: str,
                       changes: Mapping[str, Any]) -> DeploymentRow:
+    """Edit a stored deployment; raises InvalidRequestError (400) for a bad combination."""
     row = get_deployment(session, dep_id)
     before = snapshot(row)
     _apply(row, changes)
@@ -442,6 +457,7 @@ def update_deployment(session: Session, dep_id: str, *, actor: str,
 
 
 def delete_deployment(session: Session, dep_id: str, *, actor: str) -> None:
+    """Delete a stored deployment; workers drop it at their next sync."""
     row = get_deployment(session, dep_id)
     before = snapshot(row)
     session.delete(row)
@@ -456,6 +472,7 @@ def delete_deployment(session: Session, dep_id: str, *, actor: str) -> None:
 def list_audit(session: Session, *, limit: int, after: int | None = None,
                entity: str | None = None, entity_id: str | None = None,
                actor: str | None = None, action: str | None = None) -> Page:
+    """Audit entries in the order they were written, filtered."""
     stmt = select(AuditEntry)
     for column, value in ((AuditEntry.entity, entity), (AuditEntry.entity_id, entity_id),
                           (AuditEntry.actor, actor), (AuditEntry.action, action)):

@@ -44,16 +44,19 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    """Revert migrations down to ``revision`` (``base``: an empty database)."""
     command.downgrade(alembic_config(database_url), revision)
 
 
 def head_revision() -> str:
+    """The newest revision this release ships."""
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert head is not None, "the migrations folder has no revision"
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None for a database never migrated)."""
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
