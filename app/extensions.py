@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Gateway:
     """The process's services; blueprints reach it through :func:`gateway`."""
+
     settings: Settings
     registry: ModelRegistry
     dispatcher: Dispatcher

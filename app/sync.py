@@ -104,6 +104,7 @@ class RedisAnnouncer:
 
 class StateSync:
     """Per-process sync with the shared database (see the module docstring)."""
+
     def __init__(self, *, db: Database, interval: float, flush_interval: float,
                  last_used: LastUsedTracker, on_keys_changed: Callable[[], None],
                  on_deployments_changed: Callable[[], None],

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the key's id, role, model allowlist, owner and limits."""
+
     key_id: str  # a loggable identifier, never the key
     role: str  # "admin" | "member"
     allowed_models: frozenset[str] | None = None  # None: every model

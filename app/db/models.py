@@ -51,11 +51,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     """Declarative base of every table (its metadata is what Alembic compares)."""
-    pass
 
 
 class Team(Base):
     """An optional group of users and keys."""
+
     __tablename__ = "teams"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True,
@@ -67,6 +67,7 @@ class Team(Base):
 
 class User(Base):
     """A person who owns keys. The role is informational: keys carry their own role."""
+
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))

@@ -90,6 +90,7 @@ def audit(session: Session, *, actor: str, action: str, entity: str, entity_id: 
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of a list: the items and whether more follow."""
+
     items: Sequence[Any]
     has_more: bool
 
