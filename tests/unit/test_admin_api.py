@@ -322,3 +322,14 @@ def test_every_admin_change_is_audited(admin: Admin) -> None:
     assert len(page["data"]) == 1 and page["data"][0]["action"] == "revoke"
     after = admin.call("GET", f"/admin/audit?after={entries[2]['id']}&entity_id={key['id']}")
     assert [e["action"] for e in after["data"]] == ["revoke"]
+
+
+def test_stored_deployment_joins_a_yaml_group(admin: Admin, app: Flask) -> None:
+    from app.extensions import EXTENSION_KEY
+
+    admin.call("POST", "/admin/deployments", 201, json={
+        "id": "mock-fast-extra", "name": "mock-fast", "provider": "mock", "model": "mock-fast",
+        "weight": 3})
+    group = app.extensions[EXTENSION_KEY].registry.get("mock-fast")
+    assert [p.deployment.id for p in group.providers] == ["mock-fast#0", "mock-fast-extra"]
+    assert group.weights == (1.0, 3.0)
