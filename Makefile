@@ -8,7 +8,7 @@ T ?= tests
 DEV_MASTER_KEY := sk-neuroroute-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt typecheck bench bench-quick clean
+.PHONY: help install run migrate test lint fmt typecheck bench bench-quick clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,7 +24,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed ## Create .venv and install NeuroRoute with its dev/test/bench extras
 
-run: install ## Start Gunicorn (gevent) on 127.0.0.1:$(PORT) with the built-in mock models
+migrate: install ## Apply database migrations (NEUROROUTE_DATABASE_URL; default SQLite in ./data); idempotent
+	NEUROROUTE_MASTER_KEY=$${NEUROROUTE_MASTER_KEY:-$(DEV_MASTER_KEY)} \
+		$(BIN)/flask --app wsgi db upgrade
+
+run: migrate ## Migrate the database, then start Gunicorn (gevent) on 127.0.0.1:$(PORT) with the mock models
 	NEUROROUTE_MASTER_KEY=$${NEUROROUTE_MASTER_KEY:-$(DEV_MASTER_KEY)} PORT=$(PORT) \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

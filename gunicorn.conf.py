@@ -88,3 +88,47 @@ def child_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):
+    # psycopg2 is a C driver: without a wait callback every query would block the whole
+    # worker's hub. The callback must be installed before the worker's first connection,
+    # which happens while the app is loaded (right after this hook). Checked on the worker
+    # actually used, in case `-k` overrode worker_class on the command line.
+    if "gevent" in type(worker).__module__:
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+def post_worker_init(worker):
+    # A worker never serves on a schema it was not written for (e.g. a new release started
+    # during a rolling upgrade before `make migrate` ran): it exits with Gunicorn's boot-error
+    # status, so the arbiter stops with this message instead of serving wrong results.
+    # A database that cannot be reached at all is different: refusing would turn a short
+    # outage during a worker respawn into a full stop (a boot error halts the arbiter), so the
+    # worker starts degraded (master key, YAML models) and syncs when the database is back.
+    from app.db.schema import DatabaseUnreachableError, SchemaNotCurrentError, require_head
+    from app.extensions import EXTENSION_KEY
+
+    try:
+        require_head(worker.wsgi.extensions[EXTENSION_KEY].db.engine)
+    except DatabaseUnreachableError as exc:
+        worker.log.warning("neuroroute: starting degraded: %s", exc)
+    except SchemaNotCurrentError as exc:
+        worker.log.error("neuroroute: refusing to start this worker: %s", exc)
+        from gunicorn.arbiter import Arbiter
+
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+
+def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
+    # "Last used" times are batched in memory; write what is pending before the worker goes.
+    app = getattr(worker, "wsgi", None)
+    if app is None or not hasattr(app, "extensions"):  # the worker never loaded the app
+        return
+    from app.extensions import EXTENSION_KEY
+
+    gw = app.extensions.get(EXTENSION_KEY)
+    if gw is not None:
+        gw.sync.flush_last_used()

@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         register_auth_enforcement,
         register_request_hooks,
     )
+    from app.cli import register_cli
     from app.errors import register_error_handlers
     from app.extensions import init_gateway
     from app.logs import configure_logging
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    register_cli(app)
     return app

@@ -181,3 +181,7 @@ class ModelListCache:
 
     def set(self, allowed: frozenset[str] | None, listing: dict[str, Any]) -> None:
         self.cache.set(self.key(allowed), listing)
+
+    def clear(self) -> None:
+        """Forget every listing (the registry changed)."""
+        self.cache.clear()

@@ -87,6 +87,14 @@ class ModelNotFoundError(NotFoundError):
         )
 
 
+class ConflictError(GatewayError):
+    """The request conflicts with the current state (a duplicate name, an entity in use)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class MethodNotAllowedError(GatewayError):
     status = 405
     type = "invalid_request_error"
@@ -115,6 +123,14 @@ class InternalError(GatewayError):
     status = 500
     type = "server_error"
     code = "internal_error"
+
+
+class ServiceUnavailableError(GatewayError):
+    """A dependency the request needs (e.g. the database) is down; retrying later may work."""
+
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -6,27 +6,36 @@ hence their own services) through the factory, so nothing here is a module-level
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 
+from app.auth.keys import KeyCache, KeyLookup, KeyRecord, LastUsedTracker
 from app.auth.service import Authenticator
 from app.cache import ModelListCache, ResponseCache
+from app.db import repo
+from app.db.engine import Database
 from app.observability import Observer
-from app.providers.base import build_provider
+from app.providers.base import Provider, build_provider
 from app.ratelimit import RateLimits, init_rate_limits
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
 from app.settings import Deployment, Settings
+from app.sync import RedisAnnouncer, StateSync
 from app.usage.pricing import PriceTable
 from app.usage.service import UsageService
 
 EXTENSION_KEY = "neuroroute"
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class Gateway:
+    """The process's services; blueprints reach it through :func:`gateway`."""
+
     settings: Settings
     registry: ModelRegistry
     dispatcher: Dispatcher
@@ -36,17 +45,84 @@ class Gateway:
     cache: ResponseCache
     model_lists: ModelListCache
     usage: UsageService
+    db: Database
+    sync: StateSync
+    # Deployments stored through the admin API, as last loaded (the YAML ones are in settings).
+    db_deployments: tuple[Deployment, ...] = ()
     started_at: float = field(default_factory=time.time)
+
+    def reload_registry(self) -> None:
+        """Rebuild the registry from YAML + stored deployments and swap it in.
+
+        Providers of unchanged deployments are reused (with their connection pools, so streams
+        in flight are not disturbed); dropped ones are left to finish their streams and be
+        garbage-collected. The two assignments run without a yield in between, so no
+        greenlet sees the registry and the dispatcher disagree.
+        """
+        with self.db.session() as session:
+            stored = tuple(repo.load_deployments(session))
+        self.swap_registry(stored)
+
+    def swap_registry(self, stored: Sequence[Deployment]) -> None:
+        """Build a registry from YAML + ``stored`` deployments and swap it in."""
+        current = {p.deployment.id: p for p in self.registry.providers()}
+        providers: list[Provider] = []
+        yaml_ids = {d.id for d in self.settings.deployments}
+        for dep in (*self.settings.deployments, *(d for d in stored if d.id not in yaml_ids)):
+            old = current.get(dep.id)
+            if old is not None and old.deployment == dep:
+                providers.append(old)
+                continue
+            try:
+                providers.append(build_provider(dep, settings=self.settings))
+            except Exception:  # noqa: BLE001 - one bad stored deployment must not stop the rest
+                log.exception("cannot build stored deployment; it is skipped",
+                              extra={"deployment": dep.id})
+        registry = ModelRegistry(providers)
+        self.registry = registry
+        self.dispatcher.registry = registry
+        self.db_deployments = tuple(stored)
+        # Metrics label only configured names: stored deployments count as configured.
+        self.observer.known_models = {p.deployment.name for p in providers}
+        self.observer.known_deployments = {p.deployment.id for p in providers}
+        self.model_lists.clear()
+
+
+def _key_lookup(db: Database) -> KeyLookup:
+    def lookup(digest: str) -> KeyRecord | None:
+        """The key with this hash, read in its own short transaction."""
+        with db.session() as session:
+            return repo.find_key_record(session, digest)
+
+    return lookup
 
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
-    """Build the services; call after the blueprints are registered (limits wrap the views)."""
+    """Build the services from Settings and attach them to ``app``.
+
+    Call after the blueprints are registered: the rate limits wrap the chat view.
+    """
+    db = Database.from_settings(settings)
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
+    last_used = LastUsedTracker()
+    authenticator = Authenticator(master_key=settings.master_key, lookup=_key_lookup(db),
+                                  cache=KeyCache(ttl=settings.key_cache_ttl),
+                                  last_used=last_used)
+
+    def reload_registry() -> None:
+        """Called by the sync loop when the deployments counter moved."""
+        gw.reload_registry()
+
+    sync = StateSync(db=db, interval=settings.sync_interval,
+                     flush_interval=settings.last_used_flush_interval, last_used=last_used,
+                     on_keys_changed=authenticator.cache.clear,
+                     on_deployments_changed=reload_registry,
+                     announcer=RedisAnnouncer(settings.redis_url) if settings.redis_url else None)
     gw = Gateway(
         settings=settings,
         registry=registry,
         dispatcher=Dispatcher(registry=registry),
-        authenticator=Authenticator(master_key=settings.master_key),
+        authenticator=authenticator,
         observer=Observer(known_models={d.name for d in settings.deployments},
                           known_deployments={d.id for d in settings.deployments},
                           access_log_enabled=settings.access_log),
@@ -54,9 +130,14 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         cache=ResponseCache(app, settings),
         model_lists=ModelListCache(app),
         usage=UsageService(writer=None, prices=PriceTable(),
-                           deployment=lambda dep_id: _deployment(registry, dep_id)),
+                           deployment=lambda dep_id: _deployment(gw.registry, dep_id)),
+        db=db,
+        sync=sync,
     )
     gw.observer.usage = gw.usage
+    # Start with the stored deployments too. A database that is down (or not migrated yet)
+    # leaves the YAML models serving; the next successful sync loads the rest.
+    sync.refresh()
     app.extensions[EXTENSION_KEY] = gw
     return gw
 
@@ -69,5 +150,6 @@ def _deployment(registry: ModelRegistry, dep_id: str) -> Deployment | None:
 
 
 def gateway() -> Gateway:
+    """The current app's :class:`Gateway`."""
     gw: Gateway = current_app.extensions[EXTENSION_KEY]
     return gw

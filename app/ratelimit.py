@@ -10,8 +10,9 @@
   TPM cost is the estimated prompt tokens plus the requested max tokens; once the upstream
   reports the real usage, any excess over the estimate is charged too (the library cannot
   refund, so an over-estimate is not returned).
-- Per IP: only requests whose authentication failed are counted; authenticated requests are
-  exempt, so valid traffic pays no storage round trip for it.
+- Per IP: only requests with an unknown or missing key are counted (key guessing); requests
+  with a valid key are exempt, so valid traffic pays no storage round trip for it, and a
+  revoked or expired key gets its 401 with the reason, never a lock-out.
 - OpenAI's ``x-ratelimit-*`` headers (requests and tokens) on every chat response; 429s are
   OpenAI-shaped with ``Retry-After``.
 """
@@ -39,6 +40,16 @@ UNLIMITED = 1_000_000_000
 # A dead Redis must cost milliseconds, not seconds, before the in-memory fallback takes over.
 # (floats: flask-limiter's annotation says str | int, but redis-py needs numbers)
 REDIS_TIMEOUTS: dict[str, float] = {"socket_timeout": 0.25, "socket_connect_timeout": 0.25}
+
+
+# Failures that look like key guessing; a revoked/expired/disabled key is a real key its
+# holder knows (they get 401 with the reason, not a lock-out).
+GUESSING_CODES = frozenset({"invalid_api_key", "missing_api_key"})
+
+
+def _is_guess() -> bool:
+    err = g.get("auth_error")
+    return err is not None and err.code in GUESSING_CODES
 
 
 def _principal_key() -> str:
@@ -85,7 +96,7 @@ class RateLimits:
             headers_enabled=False,  # OpenAI's header names are set below instead
             key_prefix=settings.redis_namespace,
             application_limits=[settings.auth_failure_limit],
-            application_limits_exempt_when=lambda: g.get("auth_error") is None,
+            application_limits_exempt_when=lambda: not _is_guess(),
             application_limits_deduct_when=lambda response: response.status_code == 401,
         )
         def rpm() -> int | None:

@@ -15,12 +15,16 @@ from typing import Any
 
 import yaml
 from marshmallow import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.providers.kinds import DEFAULT_API_BASES
 from app.schemas.config import ConfigFileSchema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "neuroroute.yaml"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'neuroroute.db'}"
 ENV_REF_PREFIX = "os.environ/"
 MIB = 1024 * 1024
 
@@ -133,13 +137,26 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_multiproc_dir: str | None = None  # set by gunicorn.conf.py for multi-worker metrics
     trusted_proxy_hops: int = 0
-    redis_url: str | None = field(default=None, repr=False)
     redis_namespace: str = "neuroroute"  # prefix of every key the gateway writes to Redis
     ratelimit_strategy: str = "fixed-window"
     default_rpm: int | None = None
     default_tpm: int | None = None
     auth_failure_limit: str = "20/minute"
     cache_ttl: int = 300
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 5.0
+    # How often (seconds) each worker checks the shared database for changed keys and
+    # deployments: the upper bound for a revoked key or a new deployment to reach every worker.
+    sync_interval: float = 2.0
+    # Optional: with Redis, admin changes are also announced on a pub/sub channel so every
+    # worker re-syncs at once; polling (sync_interval) stays the guarantee if Redis is down.
+    redis_url: str | None = field(default=None, repr=False)
+    # Backstop lifetime of a cached key lookup (the sync check normally clears it sooner).
+    key_cache_ttl: float = 60.0
+    # How often (seconds) a worker writes the keys' "last used" times (batched, not per request).
+    last_used_flush_interval: float = 30.0
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -155,28 +172,52 @@ class Settings:
             "access_log": self.access_log,
             "metrics_token": None if self.metrics_token is None else "<redacted>",
             "trusted_proxy_hops": self.trusted_proxy_hops,
-            "redis_url": None if self.redis_url is None else _redact_url(self.redis_url),
             "redis_namespace": self.redis_namespace,
             "ratelimit_strategy": self.ratelimit_strategy,
             "default_rpm": self.default_rpm,
             "default_tpm": self.default_tpm,
             "auth_failure_limit": self.auth_failure_limit,
             "cache_ttl": self.cache_ttl,
+            "database_url": redact_url(self.database_url),
+            "db_pool_size": self.db_pool_size,
+            "db_max_overflow": self.db_max_overflow,
+            "db_pool_timeout": self.db_pool_timeout,
+            "sync_interval": self.sync_interval,
+            "redis_url": None if self.redis_url is None else redact_url(self.redis_url),
+            "key_cache_ttl": self.key_cache_ttl,
+            "last_used_flush_interval": self.last_used_flush_interval,
             "models": [d.public_dict() for d in self.deployments],
         }
 
 
-def _redact_url(url: str) -> str:
-    """A connection URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced, for logs and the admin API."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # reported as such, never echoed: it may contain a password
+        return "<unparsable URL>"
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:<redacted>@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("NEUROROUTE_DATABASE_URL") or DEFAULT_DATABASE_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("NEUROROUTE_DATABASE_URL: not a valid database URL "
+                          "(e.g. sqlite:///data/neuroroute.db or "
+                          "postgresql+psycopg2://user:password@host/db)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError("NEUROROUTE_DATABASE_URL: only sqlite and postgresql are supported, "
+                          f"got {parsed.get_backend_name()!r}")
+    return url
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("NEUROROUTE_REDIS_URL") or None
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("NEUROROUTE_REDIS_URL: expected redis://host:port/db, rediss://... "
+                          "or unix://...")
+    return url
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -197,7 +238,8 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
     return [f"{prefix}: {messages}"]
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+def _env_number(env: Mapping[str, str], name: str, default: float, kind: type, *,
+                allow_zero: bool = False) -> Any:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -205,8 +247,11 @@ def _env_number(env: Mapping[str, str], name: str, default: float, kind: type) -
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+    if allow_zero and value == 0:
+        return value
     if value <= 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+        raise ConfigError(f"{name}: must be greater than {'or equal to ' if allow_zero else ''}"
+                          f"0, got {raw!r}")
     return value
 
 
@@ -299,6 +344,37 @@ def _oauth2_config(raw: Mapping[str, Any] | None, where: str,
                         client_auth=raw["client_auth"])
 
 
+def build_deployment(entry: Mapping[str, Any], *, dep_id: str, where: str,
+                     env: Mapping[str, str], key_source: str | None = None) -> Deployment:
+    """A Deployment from one validated ``models:`` entry: the YAML file's and the database's
+    deployments are built here alike. Raises ConfigError naming ``where`` and the field."""
+    _check_provider_fields(entry, where)
+    api_key, source = _resolve_secret(entry.get("api_key"), f"{where}.api_key", env)
+    api_base = entry.get("api_base") or DEFAULT_API_BASES.get(entry["provider"])
+    mock = entry.get("mock")
+    return Deployment(
+        id=dep_id,
+        name=entry["name"],
+        provider=entry["provider"],
+        model=entry["model"],
+        api_base=(api_base or "").rstrip("/") or None,
+        api_key=api_key,
+        api_key_source=key_source if api_key is not None and key_source else source,
+        headers=dict(entry.get("headers") or {}),
+        weight=entry.get("weight", 1.0),
+        connect_timeout=entry.get("connect_timeout"),
+        read_timeout=entry.get("read_timeout"),
+        mock=MockParams(**mock) if mock is not None
+        else (MockParams() if entry["provider"] == "mock" else None),
+        cache=CachePolicy(**entry["cache"]) if entry.get("cache") is not None else None,
+        stream_usage=entry.get("stream_usage", True),
+        auth=_oauth2_config(entry.get("auth"), f"{where}.auth", env),
+        api_version=entry.get("api_version"),
+        anthropic_version=entry.get("anthropic_version"),
+        default_max_tokens=entry.get("default_max_tokens"),
+    )
+
+
 def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ...]:
     """Read and validate the YAML model file; raise ConfigError naming file, field and problem."""
     try:
@@ -325,32 +401,13 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
         if dep_id in seen_ids:
             raise ConfigError(f"{where}.id: duplicate deployment id {dep_id!r}")
         seen_ids.add(dep_id)
-        _check_provider_fields(entry, where)
-        api_key, key_source = _resolve_secret(entry.get("api_key"), f"{where}.api_key", env)
-        api_base = entry.get("api_base") or DEFAULT_API_BASES.get(entry["provider"])
-        mock = entry.get("mock")
-        deployments.append(Deployment(
-            id=dep_id,
-            name=entry["name"],
-            provider=entry["provider"],
-            model=entry["model"],
-            api_base=(api_base or "").rstrip("/") or None,
-            api_key=api_key,
-            api_key_source=key_source,
-            headers=dict(entry["headers"]),
-            weight=entry["weight"],
-            connect_timeout=entry.get("connect_timeout"),
-            read_timeout=entry.get("read_timeout"),
-            mock=MockParams(**mock) if mock is not None
-            else (MockParams() if entry["provider"] == "mock" else None),
-            cache=CachePolicy(**entry["cache"]) if entry.get("cache") is not None else None,
-            stream_usage=entry["stream_usage"],
-            auth=_oauth2_config(entry.get("auth"), f"{where}.auth", env),
-            api_version=entry.get("api_version"),
-            anthropic_version=entry.get("anthropic_version"),
-            default_max_tokens=entry.get("default_max_tokens"),
-        ))
+        deployments.append(build_deployment(entry, dep_id=dep_id, where=where, env=env))
     return tuple(deployments)
+
+
+def load_database_url(env: Mapping[str, str] | None = None) -> str:
+    """Only ``NEUROROUTE_DATABASE_URL`` (for the ``alembic`` command, which needs no master key)."""
+    return _database_url(os.environ if env is None else env)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -367,9 +424,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if max_body > 32 * MIB:
         raise ConfigError("NEUROROUTE_MAX_BODY_BYTES: at most 33554432 (32 MiB)")
     log_level = (env.get("NEUROROUTE_LOG_LEVEL") or "INFO").upper()
-    redis_url = env.get("NEUROROUTE_REDIS_URL") or None
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError("NEUROROUTE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
     strategy = env.get("NEUROROUTE_RATELIMIT_STRATEGY") or "fixed-window"
     if strategy not in ("fixed-window", "moving-window", "sliding-window-counter"):
         raise ConfigError(f"NEUROROUTE_RATELIMIT_STRATEGY: unknown strategy {strategy!r}")
@@ -392,11 +446,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=env.get("NEUROROUTE_METRICS_TOKEN") or None,
         metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
         trusted_proxy_hops=_env_count(env, "NEUROROUTE_TRUSTED_PROXY_HOPS", 0),
-        redis_url=redis_url,
         redis_namespace=env.get("NEUROROUTE_REDIS_NAMESPACE") or "neuroroute",
         ratelimit_strategy=strategy,
         default_rpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_RPM"),
         default_tpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_TPM"),
         auth_failure_limit=auth_failure_limit,
         cache_ttl=_env_number(env, "NEUROROUTE_CACHE_TTL", 300, int),
+        database_url=_database_url(env),
+        db_pool_size=_env_number(env, "NEUROROUTE_DB_POOL_SIZE", 10, int),
+        db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int, allow_zero=True),
+        db_pool_timeout=_env_number(env, "NEUROROUTE_DB_POOL_TIMEOUT", 5.0, float),
+        sync_interval=_env_number(env, "NEUROROUTE_SYNC_INTERVAL", 2.0, float),
+        redis_url=_redis_url(env),
+        key_cache_ttl=_env_number(env, "NEUROROUTE_KEY_CACHE_TTL", 60.0, float),
+        last_used_flush_interval=_env_number(env, "NEUROROUTE_LAST_USED_FLUSH_INTERVAL", 30.0,
+                                             float),
     )

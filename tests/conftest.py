@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.db.schema import upgrade
 from app.settings import Settings, load_settings
 
 MASTER_KEY = "sk-test-master-key"
@@ -28,15 +30,32 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
 SettingsFactory = Callable[..., Settings]
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file at the migrations' head, built once; tests get their own copy."""
+    path = tmp_path_factory.mktemp("db-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> SettingsFactory:
+def database_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A fresh, migrated SQLite database for this test only."""
+    path = tmp_path / "neuroroute.db"
+    shutil.copyfile(migrated_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> SettingsFactory:
     """Build Settings the way production does: a YAML file plus NEUROROUTE_* variables."""
 
     def factory(models: list[dict[str, Any]] | None = None, **env: str) -> Settings:
         path = tmp_path / "neuroroute.yaml"
         path.write_text(yaml.safe_dump({"models": models or DEFAULT_MODELS}))
         full_env = {"NEUROROUTE_MASTER_KEY": MASTER_KEY, "NEUROROUTE_CONFIG": str(path),
-                    "NEUROROUTE_UPSTREAM_READ_TIMEOUT": "2", **env}
+                    "NEUROROUTE_UPSTREAM_READ_TIMEOUT": "2",
+                    "NEUROROUTE_DATABASE_URL": database_url, **env}
         return load_settings(full_env)
 
     return factory

@@ -86,16 +86,27 @@ def start_mock_upstream(tmp: Path, **env: str) -> Proc:
 
 
 def start_gateway(tmp: Path, models: list[dict[str, Any]], *, workers: int = 1,
-                  env: Mapping[str, str] | None = None) -> Proc:
+                  env: Mapping[str, str] | None = None, migrate: bool = True,
+                  wait: bool = True) -> Proc:
+    """Start Gunicorn on a free port. Without NEUROROUTE_DATABASE_URL in ``env`` the gateway
+    gets its own SQLite file in ``tmp``; ``migrate`` applies the migrations first (as
+    ``make run`` does)."""
+    from app.db.schema import upgrade
+
     port = free_port()
     config = tmp / f"gateway-{port}.yaml"
     config.write_text(yaml.safe_dump({"models": models}))
     full_env = {"NEUROROUTE_MASTER_KEY": MASTER_KEY, "NEUROROUTE_CONFIG": str(config),
                 "PORT": str(port), "NEUROROUTE_WORKERS": str(workers),
-                "NEUROROUTE_GRACEFUL_TIMEOUT": "10", **(env or {})}
+                "NEUROROUTE_GRACEFUL_TIMEOUT": "10",
+                "NEUROROUTE_DATABASE_URL": f"sqlite:///{tmp / f'gateway-{port}.db'}",
+                **(env or {})}
+    if migrate:
+        upgrade(full_env["NEUROROUTE_DATABASE_URL"])
     proc = _spawn([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
                   full_env, tmp / f"gateway-{port}.log", f"http://127.0.0.1:{port}")
-    _wait_http(proc, "/health/live")
+    if wait:
+        _wait_http(proc, "/health/live")
     return proc
 
 

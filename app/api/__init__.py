@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -12,6 +13,7 @@ from app.extensions import gateway
 from app.observability import RequestRecord
 
 REQUEST_ID_HEADER = "X-Request-ID"
+WORKER_HEADER = "X-NeuroRoute-Worker"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Paths that need a bearer key; everything else (health, docs, openapi) is public.
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
@@ -24,6 +26,7 @@ def register_request_hooks(app: Flask) -> None:
     :func:`register_auth_enforcement`, registered after the rate limiter, so the limiter can
     count failed attempts per client address before the 401 is raised.
     """
+    pid = str(os.getpid())  # read after the fork: create_app runs in each worker
 
     @app.before_request
     def _request_id_and_auth() -> None:
@@ -35,6 +38,8 @@ def register_request_hooks(app: Flask) -> None:
                                  client_ip=request.remote_addr)
         gw.observer.start()
         if request.path.startswith(PROTECTED_PREFIXES):
+            # At most one small query every NEUROROUTE_SYNC_INTERVAL seconds (see app.sync).
+            gw.sync.maybe_refresh()
             try:
                 g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
             except AuthenticationError as err:
@@ -45,6 +50,9 @@ def register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+        # Which worker process answered: lets operators (and the multi-worker tests) see that
+        # a change reached every worker. A pid is not a secret.
+        response.headers[WORKER_HEADER] = pid
         record: RequestRecord | None = g.get("record")
         if record is not None:
             record.status = response.status_code

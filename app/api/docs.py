@@ -15,6 +15,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, send_from_directory
 
+from app.schemas import admin as admin_schemas
 from app.schemas.chat import (
     ChatCompletionChunkSchema,
     ChatCompletionRequestSchema,
@@ -39,6 +40,25 @@ SCHEMAS = {
     "Live": LiveSchema,
     "Ready": ReadySchema,
     "EffectiveConfig": EffectiveConfigSchema,
+    "KeyCreateRequest": admin_schemas.KeyCreateSchema,
+    "KeyUpdateRequest": admin_schemas.KeyUpdateSchema,
+    "Key": admin_schemas.KeySchema,
+    "KeyWithSecret": admin_schemas.KeyWithSecretSchema,
+    "KeyList": admin_schemas.KeyListSchema,
+    "UserCreateRequest": admin_schemas.UserCreateSchema,
+    "UserUpdateRequest": admin_schemas.UserUpdateSchema,
+    "User": admin_schemas.UserSchema,
+    "UserList": admin_schemas.UserListSchema,
+    "TeamCreateRequest": admin_schemas.TeamCreateSchema,
+    "TeamUpdateRequest": admin_schemas.TeamUpdateSchema,
+    "Team": admin_schemas.TeamSchema,
+    "TeamList": admin_schemas.TeamListSchema,
+    "DeploymentCreateRequest": admin_schemas.DeploymentCreateSchema,
+    "DeploymentUpdateRequest": admin_schemas.DeploymentUpdateSchema,
+    "Deployment": admin_schemas.DeploymentSchema,
+    "DeploymentList": admin_schemas.DeploymentListSchema,
+    "AuditEntry": admin_schemas.AuditEntrySchema,
+    "AuditList": admin_schemas.AuditListSchema,
 }
 
 
@@ -56,6 +76,91 @@ COMMON_ERRORS = {
     "500": _error("Internal error (no details are exposed)"),
 }
 SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+ADMIN_ERRORS = {**COMMON_ERRORS, "403": _error("The key is not an admin key")}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+
+
+def _admin_op(method: str, summary: str, *, ok: tuple[str, str | None],
+              body: str | None = None, query: type | None = None,
+              path_param: str | None = None,
+              errors: dict[str, str] | None = None) -> dict[str, Any]:
+    """One documented admin operation: admin-only, bearer-secured, OpenAI-shaped errors."""
+    status, schema = ok
+    op: dict[str, Any] = {
+        "tags": ["admin"], "summary": summary, "security": SECURED,
+        "responses": {status: _ok(schema) if schema else {"description": "Deleted"},
+                      **ADMIN_ERRORS,
+                      **{code: _error(text) for code, text in (errors or {}).items()}},
+    }
+    params: list[dict[str, Any]] = []
+    if path_param:
+        params.append(_path_param(path_param))
+        op["responses"].setdefault("404", _error("No such entity"))
+    if query is not None:
+        params.append({"in": "query", "schema": query})
+        op["responses"].setdefault("400", _error("Invalid query parameter (`param` names it)"))
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": body}}}
+        op["responses"].setdefault("400", _error("Invalid JSON or field (`param` names it)"))
+        op["responses"]["415"] = _error("Body not sent as application/json")
+    return {method: op}
+
+
+def _admin_crud(entity: str, plural: str, schema: str, id_param: str, query: type,
+                conflict: str | None) -> dict[str, dict[str, Any]]:
+    errors = {"409": conflict} if conflict else {}
+    return {
+        f"admin.create_{entity}": _admin_op("post", f"Create a {entity}", ok=("201", schema),
+                                            body=f"{schema}CreateRequest", errors=errors),
+        f"admin.list_{plural}": _admin_op("get", f"List {plural} (cursor pagination, filters)",
+                                          ok=("200", f"{schema}List"), query=query),
+        f"admin.get_{entity}": _admin_op("get", f"Get one {entity}", ok=("200", schema),
+                                         path_param=id_param),
+        f"admin.update_{entity}": _admin_op("patch", f"Change some fields of a {entity}",
+                                            ok=("200", schema), body=f"{schema}UpdateRequest",
+                                            path_param=id_param, errors=errors),
+    }
+
+
+ADMIN_OPERATIONS: dict[str, dict[str, Any]] = {
+    **_admin_crud("key", "keys", "Key", "key_id", admin_schemas.KeyListQuerySchema,
+                  "The key is revoked"),
+    "admin.create_key": _admin_op(
+        "post", "Create an API key (the key is in the response, once)",
+        ok=("201", "KeyWithSecret"), body="KeyCreateRequest",
+        errors={"400": "Invalid field, or unknown user_id/team_id (`param` names it)"}),
+    "admin.revoke_key": _admin_op(
+        "post", "Revoke a key: every worker refuses it within NEUROROUTE_SYNC_INTERVAL s",
+        ok=("200", "Key"), path_param="key_id"),
+    "admin.rotate_key": _admin_op(
+        "post", "New secret for a key (same id and settings); the old one stops working",
+        ok=("200", "KeyWithSecret"), path_param="key_id",
+        errors={"409": "The key is revoked"}),
+    **_admin_crud("user", "users", "User", "user_id", admin_schemas.UserListQuerySchema,
+                  "A user with this email exists"),
+    "admin.delete_user": _admin_op("delete", "Delete a user", ok=("204", None),
+                                   path_param="user_id",
+                                   errors={"409": "The user owns keys that are not revoked"}),
+    **_admin_crud("team", "teams", "Team", "team_id", admin_schemas.TeamListQuerySchema,
+                  "A team with this name exists"),
+    "admin.delete_team": _admin_op("delete", "Delete a team (its users and keys are kept)",
+                                   ok=("204", None), path_param="team_id"),
+    **_admin_crud("deployment", "deployments", "Deployment", "dep_id",
+                  admin_schemas.DeploymentListQuerySchema,
+                  "A deployment with this id exists (in the database or the YAML file)"),
+    "admin.delete_deployment": _admin_op("delete", "Delete a stored deployment",
+                                         ok=("204", None), path_param="dep_id"),
+    "admin.list_audit": _admin_op("get", "Read the audit log of admin changes",
+                                  ok=("200", "AuditList"),
+                                  query=admin_schemas.AuditListQuerySchema),
+}
 
 OPERATIONS: dict[str, dict[str, Any]] = {
     "chat.create_chat_completion": {"post": {
@@ -111,6 +216,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "security": SECURED,
         "responses": {"200": _ok("EffectiveConfig"), **COMMON_ERRORS,
                       "403": _error("The key is not an admin key")}}},
+    **ADMIN_OPERATIONS,
     "docs.openapi_json": {"get": {
         "tags": ["docs"], "summary": "This OpenAPI document",
         "responses": {"200": {"description": "OpenAPI 3.1 document",

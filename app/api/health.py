@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from app.db.engine import Database
+from app.db.schema import SchemaNotCurrentError, require_head
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.extensions import gateway
 from app.observability import render_metrics
@@ -21,13 +23,31 @@ def live() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def database_check(db: Database) -> dict[str, Any]:
+    """One connection to the database: reachable and at the schema this release needs."""
+    try:
+        require_head(db.engine)
+    except SchemaNotCurrentError as exc:
+        return {"status": "degraded", "detail": {"error": str(exc)}}
+    detail: dict[str, Any] = {"backend": db.engine.dialect.name}
+    dbapi = db.engine.dialect.dbapi
+    if db.engine.dialect.driver == "psycopg2" and dbapi is not None:
+        # True when psycogreen's wait callback is installed: queries yield to the gevent hub.
+        detail["cooperative"] = dbapi.extensions.get_wait_callback() is not None
+    return {"status": "ok", "detail": detail}
+
+
 @bp.get("/health/ready")
 def ready() -> tuple[dict[str, Any], int]:
     """Configuration is loaded and every dependency the gateway needs is reachable."""
     gw = gateway()
     checks: dict[str, dict[str, Any]] = {
-        "config": {"status": "ok", "detail": {"deployments": len(gw.settings.deployments),
-                                              "models": len(gw.registry.names())}}}
+        "config": {"status": "ok",
+                   "detail": {"deployments": len(gw.settings.deployments),
+                              "stored_deployments": len(gw.db_deployments),
+                              "models": len(gw.registry.names())}},
+        "database": database_check(gw.db),
+    }
     if gw.settings.redis_url:
         # Redis trouble degrades (limits per process, no shared cache) but never stops serving.
         checks["rate_limit_storage"] = {
@@ -36,10 +56,13 @@ def ready() -> tuple[dict[str, Any], int]:
                        else "memory (fallback)"}}
         checks["response_cache"] = {"status": "ok" if gw.cache.healthy else "degraded",
                                     "detail": {"backend": "redis"}}
-    failed = any(c["status"] == "failed" for c in checks.values())
-    degraded = any(c["status"] == "degraded" for c in checks.values())
-    status = "not_ready" if failed else ("degraded" if degraded else "ready")
-    return {"status": status, "checks": checks}, 503 if failed else 200
+    if any(c["status"] == "error" for c in checks.values()):
+        return {"status": "not_ready", "checks": checks}, 503
+    # A database or Redis outage degrades but does not stop the gateway: cached keys, the
+    # loaded deployments and in-memory limits keep serving, so the instance stays in the
+    # load balancer.
+    degraded = any(c["status"] != "ok" for c in checks.values())
+    return {"status": "degraded" if degraded else "ready", "checks": checks}, 200
 
 
 @bp.get("/metrics")

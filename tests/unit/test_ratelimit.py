@@ -114,6 +114,18 @@ def test_failed_authentication_is_limited_per_address(make_settings: Any) -> Non
     assert other.status_code == 401
 
 
+def test_known_but_revoked_keys_are_not_locked_out(make_settings: Any) -> None:
+    class Revoked(KeyTable):
+        def authenticate(self, authorization: str | None) -> Principal:
+            raise AuthenticationError("This API key has been revoked.", code="api_key_revoked")
+
+    client = client_with(make_settings, NEUROROUTE_AUTH_FAILURE_LIMIT="2/minute")
+    client.application.extensions["neuroroute"].authenticator = Revoked({})
+    codes = [client.get("/v1/models", headers=AUTH).get_json()["error"]["code"]
+             for _ in range(5)]
+    assert codes == ["api_key_revoked"] * 5
+
+
 def test_unreachable_redis_falls_back_to_memory_limits(make_settings: Any) -> None:
     # Nothing listens on port 1: every Redis call fails at once.
     client = client_with(make_settings, NEUROROUTE_REDIS_URL="redis://127.0.0.1:1/0",

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.settings import DEFAULT_CONFIG_PATH, ConfigError, load_settings
+from app.settings import DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR, ConfigError, load_settings
 
 
 def write(tmp_path: Path, data: object) -> Path:
@@ -91,3 +91,51 @@ def test_deployment_ids_are_unique_and_stable(tmp_path: Path) -> None:
         {"name": "h", "provider": "mock", "model": "c", "id": "h-primary"}]})
     ids = [d.id for d in load_settings(env_for(path)).deployments]
     assert ids == ["g#0", "g#1", "h-primary"]
+
+
+def test_database_defaults_to_sqlite_under_data(tmp_path: Path) -> None:
+    settings = load_settings(env_for(write(tmp_path, {"models": [
+        {"name": "x", "provider": "mock", "model": "m"}]})))
+    assert settings.database_url == f"sqlite:///{DEFAULT_DATA_DIR / 'neuroroute.db'}"
+    assert settings.db_pool_size == 10 and settings.sync_interval == 2.0
+
+
+def test_database_url_password_is_redacted(tmp_path: Path) -> None:
+    path = write(tmp_path, {"models": [{"name": "x", "provider": "mock", "model": "m"}]})
+    settings = load_settings(env_for(
+        path, NEUROROUTE_DATABASE_URL="postgresql+psycopg2://nr:pg-secret@db:5432/nr",
+        NEUROROUTE_DB_POOL_SIZE="3", NEUROROUTE_DB_MAX_OVERFLOW="0",
+        NEUROROUTE_SYNC_INTERVAL="0.5"))
+    assert settings.db_pool_size == 3 and settings.db_max_overflow == 0
+    assert settings.sync_interval == 0.5
+    public = settings.public_dict()
+    assert public["database_url"] == "postgresql+psycopg2://nr:***@db:5432/nr"
+    assert "pg-secret" not in str(public) and "pg-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("NEUROROUTE_DATABASE_URL", "not a url", "not a valid database URL"),
+    ("NEUROROUTE_DATABASE_URL", "mysql://h/db", "only sqlite and postgresql"),
+    ("NEUROROUTE_DB_POOL_SIZE", "0", "must be greater than 0"),
+    ("NEUROROUTE_DB_MAX_OVERFLOW", "x", "expected int"),
+    ("NEUROROUTE_DB_MAX_OVERFLOW", "-1", "greater than or equal to 0"),
+    ("NEUROROUTE_SYNC_INTERVAL", "-1", "must be greater than 0"),
+    ("NEUROROUTE_KEY_CACHE_TTL", "abc", "expected float"),
+])
+def test_database_settings_errors_name_the_variable(tmp_path: Path, name: str, value: str,
+                                                    expected: str) -> None:
+    path = write(tmp_path, {"models": [{"name": "x", "provider": "mock", "model": "m"}]})
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_settings(env_for(path, **{name: value}))
+    assert str(info.value).startswith(name)
+    assert "pg-secret" not in str(info.value)
+
+
+def test_redis_url_is_optional_validated_and_redacted(tmp_path: Path) -> None:
+    path = write(tmp_path, {"models": [{"name": "x", "provider": "mock", "model": "m"}]})
+    assert load_settings(env_for(path)).redis_url is None
+    settings = load_settings(env_for(path, NEUROROUTE_REDIS_URL="redis://:r-secret@h:6379/2"))
+    assert settings.redis_url == "redis://:r-secret@h:6379/2"
+    assert "r-secret" not in str(settings.public_dict()) and "r-secret" not in repr(settings)
+    with pytest.raises(ConfigError, match="^NEUROROUTE_REDIS_URL"):
+        load_settings(env_for(path, NEUROROUTE_REDIS_URL="http://h:6379"))

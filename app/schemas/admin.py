@@ -1,0 +1,318 @@
+"""Admin API schemas: every request body, query string and response of ``/admin/*``.
+
+Request schemas reject unknown fields (a typo is a 400 naming the field, not a silent no-op).
+``*UpdateRequest`` schemas are loaded with ``partial=True``: only the fields sent change, and
+``null`` clears an optional field. Secrets (client keys after creation, upstream API keys and
+header values) are never part of a response schema.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
+
+from app.db.models import BUDGET_PERIODS, ROLES
+from app.providers.kinds import PROVIDER_KINDS
+from app.schemas.common import StrictBoolean, StrictFloat
+from app.schemas.config import DeploymentConfigSchema
+from app.settings import ENV_REF_PREFIX
+
+MAX_PAGE = 100
+KEY_STATUSES = ("active", "revoked", "disabled", "expired")
+_ID = validate.Length(min=1, max=256)
+
+
+class StrictInteger(fields.Integer):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
+class _Request(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+# -- query strings -------------------------------------------------------------------------
+
+
+class PageQuerySchema(_Request):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE),
+                           metadata={"description": f"Page size, 1 to {MAX_PAGE}."})
+
+
+class IdPageQuerySchema(PageQuerySchema):
+    after = fields.String(validate=_ID, metadata={
+        "description": "Cursor: the `last_id` of the previous page."})
+
+
+class KeyListQuerySchema(IdPageQuerySchema):
+    user_id = fields.String(validate=_ID)
+    team_id = fields.String(validate=_ID)
+    role = fields.String(validate=validate.OneOf(ROLES))
+    status = fields.String(validate=validate.OneOf(KEY_STATUSES))
+
+
+class UserListQuerySchema(IdPageQuerySchema):
+    team_id = fields.String(validate=_ID)
+    role = fields.String(validate=validate.OneOf(ROLES))
+    email = fields.String(validate=validate.Length(min=1, max=320))
+
+
+class TeamListQuerySchema(IdPageQuerySchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class DeploymentListQuerySchema(IdPageQuerySchema):
+    name = fields.String(validate=_ID)
+    provider = fields.String(validate=validate.OneOf(PROVIDER_KINDS))
+
+
+class AuditListQuerySchema(PageQuerySchema):
+    after = fields.Integer(validate=validate.Range(min=0), metadata={
+        "description": "Cursor: the `last_id` of the previous page."})
+    entity = fields.String(validate=validate.OneOf(("api_key", "user", "team", "deployment")))
+    entity_id = fields.String(validate=_ID)
+    actor = fields.String(validate=validate.Length(min=1, max=64))
+    action = fields.String(validate=validate.OneOf(("create", "update", "delete", "revoke",
+                                                    "rotate")))
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+
+class KeyUpdateSchema(_Request):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    user_id = fields.String(allow_none=True, validate=_ID)
+    team_id = fields.String(allow_none=True, validate=_ID)
+    allowed_models = fields.List(fields.String(validate=_ID), allow_none=True, metadata={
+        "description": "Model names the key may use; null: every model."})
+    rpm_limit = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    tpm_limit = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0))
+    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
+    expires_at = fields.AwareDateTime(allow_none=True, metadata={
+        "description": "ISO 8601 with a time zone; null: never expires."})
+    disabled = StrictBoolean()
+
+    @validates_schema
+    def _expiry_in_future(self, data: dict[str, Any], **_: Any) -> None:
+        expires = data.get("expires_at")
+        if expires is not None and expires <= datetime.now(UTC):
+            raise ValidationError("Must be in the future.", "expires_at")
+
+    @post_load
+    def _expiry_in_utc(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # Stored and shown in UTC, whatever offset the client used.
+        if data.get("expires_at") is not None:
+            data["expires_at"] = data["expires_at"].astimezone(UTC)
+        return data
+
+
+class KeyCreateSchema(KeyUpdateSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class KeySchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("api_key")
+    name = fields.String(required=True)
+    prefix = fields.String(required=True, metadata={
+        "description": "The key's first characters, to recognise it."})
+    role = fields.String(required=True, metadata={"enum": list(ROLES)})
+    status = fields.String(required=True, metadata={"enum": list(KEY_STATUSES)})
+    user_id = fields.String(allow_none=True)
+    team_id = fields.String(allow_none=True)
+    allowed_models = fields.List(fields.String(), allow_none=True)
+    rpm_limit = fields.Integer(allow_none=True)
+    tpm_limit = fields.Integer(allow_none=True)
+    max_budget = fields.Float(allow_none=True)
+    budget_period = fields.String(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+    disabled = fields.Boolean(required=True)
+    revoked_at = fields.DateTime(allow_none=True)
+    last_used_at = fields.DateTime(allow_none=True, metadata={
+        "description": "Written in batches: up to NEUROROUTE_LAST_USED_FLUSH_INTERVAL late."})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class KeyWithSecretSchema(KeySchema):
+    key = fields.String(required=True, metadata={
+        "description": "The key itself. Shown once (creation, rotation); only its hash is kept."})
+
+
+def _list_schema(item: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict({
+        "object": fields.Constant("list"),
+        "data": fields.List(fields.Nested(item), required=True),
+        "has_more": fields.Boolean(required=True),
+        "first_id": fields.Raw(allow_none=True),
+        "last_id": fields.Raw(allow_none=True, metadata={
+            "description": "Pass as `after` to get the next page."}),
+    }, name=name)
+
+
+KeyListSchema = _list_schema(KeySchema, "KeyList")
+
+
+# -- users and teams -----------------------------------------------------------------------
+
+
+class UserUpdateSchema(_Request):
+    email = fields.Email(validate=validate.Length(max=320))
+    name = fields.String(allow_none=True, validate=validate.Length(max=200))
+    role = fields.String(validate=validate.OneOf(ROLES))
+    team_id = fields.String(allow_none=True, validate=_ID)
+
+
+class UserCreateSchema(UserUpdateSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+
+
+class UserSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("user")
+    email = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    role = fields.String(required=True, metadata={"enum": list(ROLES)})
+    team_id = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+UserListSchema = _list_schema(UserSchema, "UserList")
+
+
+class TeamUpdateSchema(_Request):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class TeamCreateSchema(TeamUpdateSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TeamSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("team")
+    name = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+TeamListSchema = _list_schema(TeamSchema, "TeamList")
+
+
+# -- deployments ---------------------------------------------------------------------------
+
+
+def _check_api_base(provider: str | None, api_base: Any) -> None:
+    if provider is None:
+        return
+    if provider != "mock" and not api_base:
+        raise ValidationError(f"Required for provider '{provider}'.", "api_base")
+    if provider == "mock" and api_base:
+        raise ValidationError("The mock provider has no upstream.", "api_base")
+
+
+def _no_env_reference(api_key: Any) -> None:
+    # The gateway would send "os.environ/NAME" upstream as the key itself: refuse it clearly.
+    if isinstance(api_key, str) and api_key.startswith(ENV_REF_PREFIX):
+        raise ValidationError("Environment references are only read from the YAML file; "
+                              "send the key itself (it is write-only).", "api_key")
+
+
+class DeploymentCreateSchema(DeploymentConfigSchema):
+    """A YAML ``models:`` entry, sent as JSON. ``api_key`` and ``headers`` are write-only."""
+
+    id = fields.String(validate=_ID, metadata={
+        "description": "Stable id; generated when absent. Must differ from the YAML ids."})
+    api_key = fields.String(validate=validate.Length(min=1), load_only=True, metadata={
+        "description": "Upstream key (write-only: never returned)."})
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+                          load_only=True, metadata={
+                              "description": "Extra upstream headers (values write-only)."})
+
+    @validates_schema
+    def _api_base_rule(self, data: dict[str, Any], **_: Any) -> None:
+        _check_api_base(data.get("provider"), data.get("api_base"))
+        _no_env_reference(data.get("api_key"))
+
+
+class DeploymentUpdateSchema(DeploymentCreateSchema):
+    """Fields to change; ``null`` clears an optional one (e.g. ``api_key``). Any field of a
+    new deployment may be sent; the merged result is validated like a new deployment."""
+
+    class Meta:
+        unknown = RAISE
+
+    @validates_schema
+    def _api_base_rule(self, data: dict[str, Any], **_: Any) -> None:
+        # Checked on the merged entry instead: a PATCH may send api_base alone.
+        _no_env_reference(data.get("api_key"))
+
+
+class DeploymentSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("deployment")
+    name = fields.String(required=True)
+    provider = fields.String(required=True)
+    model = fields.String(required=True)
+    api_base = fields.String(allow_none=True)
+    api_key = fields.Method("_api_key", metadata={
+        "type": "string", "nullable": True,
+        "description": "`<redacted>` when a key is set, else null: never the key."})
+    headers = fields.Method("_headers", metadata={
+        "type": "object", "description": "Header names; values redacted."})
+    weight = fields.Float(required=True)
+    connect_timeout = fields.Float(allow_none=True)
+    read_timeout = fields.Float(allow_none=True)
+    mock = fields.Dict(allow_none=True)
+    options = fields.Method("_options", metadata={
+        "type": "object", "nullable": True,
+        "description": "Every other models: field (provider, cache, routing...); "
+                       "secrets redacted."})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+    def _api_key(self, obj: Any) -> str | None:
+        return "<redacted>" if obj.api_key else None
+
+    def _headers(self, obj: Any) -> dict[str, str]:
+        return {name: "<redacted>" for name in obj.headers or {}}
+
+    def _options(self, obj: Any) -> dict[str, Any] | None:
+        from app.db.repo import redact_options
+
+        return redact_options(obj.options)
+
+
+DeploymentListSchema = _list_schema(DeploymentSchema, "DeploymentList")
+
+
+# -- audit log -----------------------------------------------------------------------------
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor = fields.String(required=True, metadata={
+        "description": "Id of the acting key (`master` for the master key, `cli` for the CLI)."})
+    action = fields.String(required=True)
+    entity = fields.String(required=True)
+    entity_id = fields.String(required=True)
+    before = fields.Dict(allow_none=True, metadata={"description": "Secrets are never included."})
+    after = fields.Dict(allow_none=True)
+
+
+AuditListSchema = _list_schema(AuditEntrySchema, "AuditList")
