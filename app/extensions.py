@@ -13,8 +13,10 @@ from flask import Flask, current_app
 
 from app.auth.service import Authenticator
 from app.providers.base import build_provider
+from app.routing.cooldown import build_breaker
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
+from app.routing.state import RoutingState
 from app.settings import Settings
 
 EXTENSION_KEY = "neuroroute"
@@ -31,10 +33,17 @@ class Gateway:
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)
+    routing = settings.routing
+    # Runtime routing state is per process and outlives registry swaps (keyed by deployment id).
+    dispatcher = Dispatcher(
+        registry=registry, routing=routing,
+        state=RoutingState(alpha=routing.latency_ewma_alpha),
+        breaker=build_breaker(routing.cooldown, redis_url=settings.redis_url,
+                              prefix=settings.redis_key_prefix))
     gw = Gateway(
         settings=settings,
         registry=registry,
-        dispatcher=Dispatcher(registry=registry),
+        dispatcher=dispatcher,
         authenticator=Authenticator(master_key=settings.master_key),
     )
     app.extensions[EXTENSION_KEY] = gw

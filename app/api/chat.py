@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, request
 from app.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaTypeError
 from app.extensions import gateway
 from app.providers.base import ChatRequest
+from app.routing.dispatch import FALLBACKS_HEADER, route_options
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_HEADERS, SSE_MIMETYPE
 
@@ -56,10 +57,12 @@ def create_chat_completion() -> Response:
     model = body["model"]
     if not g.principal.may_use(model):
         raise ModelNotFoundError(model)
+    body, options = route_options(body, request.headers.get(FALLBACKS_HEADER))
     outcome = gateway().dispatcher.chat(ChatRequest(body=body, model=model,
-                                                    request_id=g.request_id))
+                                                    request_id=g.request_id), options)
     headers = {"x-neuroroute-deployment": outcome.deployment.id,
-               "x-neuroroute-attempts": str(outcome.attempts)}
+               "x-neuroroute-attempts": str(outcome.attempts),
+               "x-neuroroute-route": outcome.route}
     if outcome.stream is not None:
         return Response(outcome.stream, status=200, mimetype=SSE_MIMETYPE,
                         headers={**SSE_HEADERS, **headers})

@@ -29,6 +29,13 @@ class DeploymentPublicSchema(Schema):
     connect_timeout = fields.Float(allow_none=True)
     read_timeout = fields.Float(allow_none=True)
     mock = fields.Dict(allow_none=True)
+    rpm = fields.Integer(allow_none=True)
+    tpm = fields.Integer(allow_none=True)
+    input_cost_per_mtok = fields.Float(allow_none=True)
+    output_cost_per_mtok = fields.Float(allow_none=True)
+    max_input_tokens = fields.Integer(allow_none=True)
+    capabilities = fields.List(fields.String())
+    tier = fields.String(allow_none=True)
 
 
 class EffectiveConfigSchema(Schema):
@@ -41,3 +48,5 @@ class EffectiveConfigSchema(Schema):
     upstream_trust_env = fields.Boolean()
     log_level = fields.String()
     models = fields.List(fields.Nested(DeploymentPublicSchema))
+    routing = fields.Dict(metadata={"description": "router_settings and group policies"})
+    redis_url = fields.String(allow_none=True, metadata={"description": "password redacted"})
