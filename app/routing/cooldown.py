@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from app.settings import CooldownPolicy
 
@@ -41,6 +44,7 @@ class Admission(Enum):
     CLOSED = "closed"  # healthy: go
     PROBE = "probe"  # half-open: go, this attempt decides whether the breaker closes
     OPEN = "open"  # cooling down (or another request holds the probe): skip
+    FORCED = "forced"  # open, but tried anyway: no other deployment or fallback was left
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,8 @@ class CooldownStore(Protocol):
     def record_failure(self, dep_id: str, now: float, policy: CooldownPolicy) -> bool:
         """Count a failure; True if the breaker is open afterwards."""
 
-    def record_success(self, dep_id: str, now: float) -> None:
-        """Close the breaker if it is half-open."""
+    def record_success(self, dep_id: str, now: float, force: bool) -> None:
+        """Close the breaker if it is half-open (or open, with ``force``)."""
 
     def recent_failures(self, dep_id: str, now: float, window: float) -> int:
         """Failures counted in the current window (for display)."""
@@ -105,9 +109,9 @@ class MemoryCooldownStore:
             return True
         return False
 
-    def record_success(self, dep_id: str, now: float) -> None:
+    def record_success(self, dep_id: str, now: float, force: bool) -> None:
         until = self._open_until.get(dep_id)
-        if until is not None and now >= until:
+        if until is not None and (force or now >= until):
             del self._open_until[dep_id]
             self._probe_until.pop(dep_id, None)
             self._failures.pop(dep_id, None)
@@ -139,7 +143,7 @@ return 0
 
 _SUCCESS_SCRIPT = """
 local open_until = redis.call('GET', KEYS[1])
-if open_until and tonumber(ARGV[1]) >= tonumber(open_until) then
+if open_until and (ARGV[2] == '1' or tonumber(ARGV[1]) >= tonumber(open_until)) then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   return 1
 end
@@ -182,8 +186,8 @@ class RedisCooldownStore:
                 int(policy.window_s * 1000) + 1]
         return bool(self._failure(keys=self._keys(dep_id), args=args))
 
-    def record_success(self, dep_id: str, now: float) -> None:
-        self._success(keys=self._keys(dep_id), args=[repr(now)])
+    def record_success(self, dep_id: str, now: float, force: bool) -> None:
+        self._success(keys=self._keys(dep_id), args=[repr(now), "1" if force else "0"])
 
     def recent_failures(self, dep_id: str, now: float, window: float) -> int:
         return int(self.client.zcount(self._keys(dep_id)[1], f"({now - window!r}", "+inf"))
@@ -235,9 +239,13 @@ class CircuitBreaker:
         return Admission.OPEN
 
     def success(self, dep_id: str, admission: Admission) -> None:
-        """Report a success; only a probe (or last-resort attempt) needs to touch the store."""
+        """Report a success; only a probe (or forced attempt) needs to touch the store.
+
+        A success that started before the breaker opened does not close it; one that was
+        admitted as the probe, or forced through an open breaker, does.
+        """
         if admission is not Admission.CLOSED:
-            self._call("record_success", dep_id, self.clock())
+            self._call("record_success", dep_id, self.clock(), admission is Admission.FORCED)
 
     def failure(self, dep_id: str) -> bool:
         """Report a failure; True if the breaker is open afterwards."""
@@ -268,9 +276,9 @@ def build_breaker(policy: CooldownPolicy, *, redis_url: str | None, prefix: str,
     """A breaker over Redis when ``redis_url`` is set, in-process otherwise."""
     store: CooldownStore | None = None
     if redis_url:
-        import redis  # only needed with Redis configured
-
+        # No client-side retries: a slow Redis must not slow requests down; the breaker
+        # falls back in-process instead.
         client = redis.Redis.from_url(redis_url, socket_timeout=0.5,
-                                      socket_connect_timeout=0.5)
+                                      socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
         store = RedisCooldownStore(client, prefix=prefix)
     return CircuitBreaker(policy, store=store, clock=clock)

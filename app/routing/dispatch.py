@@ -285,7 +285,7 @@ class Dispatcher:
         if last:
             # The breaker moves traffic elsewhere; it never fails a request by itself when
             # there is nowhere else to go. This attempt acts as the half-open probe.
-            return _Pick(strategy.pick(free, ctx), Admission.PROBE)
+            return _Pick(strategy.pick(free, ctx), Admission.FORCED)
         return StageEnd.COOLDOWN
 
     def _attempt(self, run: _Run, pick: _Pick) -> Outcome:
