@@ -226,6 +226,8 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
                 path = f"{prefix}[{key}]"
             elif key == "_schema":
                 path = prefix or "(file)"
+            elif key == "value" and prefix.startswith("groups."):
+                path = prefix  # marshmallow nests a Dict's value errors under "value"
             else:
                 path = f"{prefix}.{key}" if prefix else str(key)
             out.extend(_flatten_errors(value, path))

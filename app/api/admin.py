@@ -21,3 +21,9 @@ def _admins_only() -> None:
 def effective_config() -> dict[str, Any]:
     """The effective configuration, with every secret redacted."""
     return gateway().settings.public_dict()
+
+
+@bp.get("/routing")
+def routing_status() -> dict[str, Any]:
+    """Model groups, strategies, fallbacks and each deployment's health (no upstream calls)."""
+    return gateway().dispatcher.report()

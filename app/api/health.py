@@ -23,6 +23,13 @@ def ready() -> tuple[dict[str, Any], int]:
     gw = gateway()
     checks = {"config": {"status": "ok",
                          "detail": {"deployments": len(gw.settings.deployments),
-                                    "models": len(gw.registry.names())}}}
-    ok = all(c["status"] == "ok" for c in checks.values())
-    return {"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503
+                                    "models": len(gw.registry.names())}},
+              "routing": gw.dispatcher.health()}
+    statuses = {c["status"] for c in checks.values()}
+    if statuses <= {"ok"}:
+        return {"status": "ready", "checks": checks}, 200
+    # Cooling-down upstreams or a lost Redis degrade the service but do not make this
+    # instance unfit: taking it out of the load balancer would not bring an upstream back.
+    if statuses <= {"ok", "degraded"}:
+        return {"status": "degraded", "checks": checks}, 200
+    return {"status": "not_ready", "checks": checks}, 503

@@ -11,6 +11,7 @@ event has arrived, so an upstream that fails earlier is retried transparently.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -176,6 +177,50 @@ class Dispatcher:
             route += f"; fallback={outcome.deployment.name}"
         outcome.route, outcome.decision = route, decision
         return outcome
+
+    def report(self) -> dict[str, Any]:
+        """Routing view for /admin/routing: groups, policies, breaker state, this process's
+        counters. Reads the breaker store (Redis when configured), never an upstream."""
+        registry = self.registry
+        ids = [p.deployment.id for p in registry.providers()]
+        breakers = self.breaker.view(ids)
+        groups = []
+        for group in registry.groups():
+            stage = self._group_stage(group.name)
+            policy = self.routing.group(group.name)
+            groups.append({
+                "name": group.name, "strategy": stage.strategy, "retries": stage.retries,
+                "fallbacks": list(policy.fallbacks),
+                "context_window_fallbacks": list(policy.context_window_fallbacks),
+                "deployments": [{
+                    "id": p.deployment.id, "state": breakers[p.deployment.id].state,
+                    "open_for_s": breakers[p.deployment.id].open_for_s,
+                    "recent_failures": breakers[p.deployment.id].recent_failures,
+                    **self.state.snapshot(p.deployment)} for p in group.providers],
+            })
+        return {
+            "pid": os.getpid(),  # counters are per worker process; breakers may be shared
+            "breaker_backend": self.breaker.backend,
+            "cooldown": {"failures": self.routing.cooldown.failures,
+                         "window_s": self.routing.cooldown.window_s,
+                         "cooldown_s": self.routing.cooldown.cooldown_s},
+            "groups": groups,
+            "auto_routers": [{"name": r.name, "tiers": list(r.tiers),
+                              "default_tier": r.default_tier} for r in self.routing.auto_routers],
+        }
+
+    def health(self) -> dict[str, Any]:
+        """Readiness detail: ``degraded`` when a group has no closed breaker or Redis is down."""
+        ids = [p.deployment.id for p in self.registry.providers()]
+        views = self.breaker.view(ids)
+        unavailable = [g.name for g in self.registry.groups()
+                       if all(views[p.deployment.id].state != "closed" for p in g.providers)]
+        backend = self.breaker.backend
+        return {"status": "degraded" if unavailable or backend == "redis-unavailable" else "ok",
+                "detail": {"breaker_backend": backend,
+                           "cooling_down": sorted(i for i, v in views.items()
+                                                  if v.state != "closed"),
+                           "groups_without_healthy_deployment": unavailable}}
 
     def _group_stage(self, name: str) -> Stage:
         group = self.registry.get(name)
