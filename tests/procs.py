@@ -86,10 +86,12 @@ def start_mock_upstream(tmp: Path, **env: str) -> Proc:
 
 
 def start_gateway(tmp: Path, models: list[dict[str, Any]], *, workers: int = 1,
-                  env: Mapping[str, str] | None = None) -> Proc:
+                  env: Mapping[str, str] | None = None,
+                  config_extra: Mapping[str, Any] | None = None) -> Proc:
+    """Gunicorn on a free port; ``config_extra`` adds top-level YAML sections (routing...)."""
     port = free_port()
     config = tmp / f"gateway-{port}.yaml"
-    config.write_text(yaml.safe_dump({"models": models}))
+    config.write_text(yaml.safe_dump({"models": models, **(config_extra or {})}))
     full_env = {"NEUROROUTE_MASTER_KEY": MASTER_KEY, "NEUROROUTE_CONFIG": str(config),
                 "PORT": str(port), "NEUROROUTE_WORKERS": str(workers),
                 "NEUROROUTE_GRACEFUL_TIMEOUT": "10", **(env or {})}
