@@ -23,7 +23,7 @@ from app.providers.kinds import PROVIDER_KINDS
 STRATEGIES = ("weighted", "round-robin", "least-in-flight", "lowest-latency", "cheapest")
 CAPABILITIES = ("vision", "tools", "json")
 # The classifier's signals a rule can test (see app/routing/auto.py).
-RULE_SIGNALS = ("code", "math", "reasoning", "tools", "images", "json")
+RULE_SIGNALS = ("code", "math", "reasoning", "analysis", "tools", "images", "json")
 
 
 class MockParamsSchema(Schema):
@@ -117,6 +117,7 @@ class RuleConditionSchema(Schema):
     code = fields.Boolean()
     math = fields.Boolean()
     reasoning = fields.Boolean()
+    analysis = fields.Boolean()
     tools = fields.Boolean()
     images = fields.Boolean()
     json = fields.Boolean()
