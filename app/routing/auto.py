@@ -68,7 +68,7 @@ _ANALYSIS_PHRASES = ("what would happen",)
 _PUNCTUATION = str.maketrans({c: " " for c in "!\"$%&'()*,./:;<=>?@[\\]^_`{|}~"})
 
 
-def _cue(words: set[str], text: str, vocabulary: frozenset[str],
+def _cue(words: frozenset[str], text: str, vocabulary: frozenset[str],
          phrases: tuple[str, ...]) -> bool:
     return not vocabulary.isdisjoint(words) or any(p in text for p in phrases)
 
