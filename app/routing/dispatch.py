@@ -375,21 +375,57 @@ class Dispatcher:
 
     def _tracked(self, stream: ChatStream, dep: Deployment) -> ChatStream:
         """Wrap a stream so its end updates in-flight counts, tokens and the breaker."""
-        events = iter(stream)
 
-        def relay() -> Iterator[bytes]:
-            upstream_failed = False
-            try:
-                yield from events  # closing this generator closes the upstream one too
-                upstream_failed = not stream.completed
-                if upstream_failed:  # it broke after the first byte: no retry, but it counts
-                    self.breaker.failure(dep.id)
-            finally:
-                self.state.end(dep.id, ok=not upstream_failed)
-                if stream.usage is not None:
-                    self.state.add_tokens(dep.id, stream.usage.completion_tokens)
+        def on_end(upstream_failed: bool) -> None:
+            if upstream_failed:  # it broke after the first byte: no retry, but it counts
+                self.breaker.failure(dep.id)
+            self.state.end(dep.id, ok=not upstream_failed)
+            if stream.usage is not None:
+                self.state.add_tokens(dep.id, stream.usage.completion_tokens)
 
-        return stream.attach(relay())
+        return stream.attach(_TrackedEvents(iter(stream), stream, on_end))
+
+
+class _TrackedEvents:
+    """A stream's events that report the stream's end exactly once.
+
+    A class rather than a generator: closing a generator that never started skips its
+    ``finally``, and a client may go away before the first event is written.
+    """
+
+    __slots__ = ("_inner", "_stream", "_on_end", "_done")
+
+    def __init__(self, inner: Iterator[bytes], stream: ChatStream,
+                 on_end: Callable[[bool], None]) -> None:
+        self._inner = inner
+        self._stream = stream
+        self._on_end = on_end
+        self._done = False
+
+    def __iter__(self) -> _TrackedEvents:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._inner)
+        except StopIteration:
+            self._finish(upstream_failed=not self._stream.completed)
+            raise
+        except BaseException:
+            self._finish(upstream_failed=True)
+            raise
+
+    def close(self) -> None:
+        """The client is gone (or the response is done): release the upstream at once."""
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+        self._finish(upstream_failed=False)
+
+    def _finish(self, *, upstream_failed: bool) -> None:
+        if not self._done:
+            self._done = True
+            self._on_end(upstream_failed)
 
 
 def _fits(dep: Deployment, tokens: int) -> bool:

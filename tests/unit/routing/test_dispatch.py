@@ -218,3 +218,14 @@ def test_route_options_from_header_and_body() -> None:
                              ({"neuroroute": {"other": 1}}, None), ({}, "maybe")):
         with pytest.raises(InvalidRequestError):
             route_options(bad_body, header)
+
+
+def test_a_stream_closed_before_its_first_read_is_released() -> None:
+    a = FakeProvider(dep("a"))
+    d = dispatcher([a])
+    outcome = d.chat(request(stream=True))
+    assert outcome.stream is not None and d.state.stats("a").in_flight == 1
+    outcome.stream.close()  # the client went away before anything was written
+    assert d.state.stats("a").in_flight == 0
+    outcome.stream.close()  # idempotent
+    assert d.state.stats("a").in_flight == 0 and d.state.stats("a").successes == 1
