@@ -110,7 +110,7 @@ class _Run:
     tokens: int
     deadline: float
     attempts: int = 0
-    failed: set[str] = field(default_factory=set)  # deployment ids that failed this request
+    failed: dict[str, GatewayError] = field(default_factory=dict)  # by deployment id
     last_error: GatewayError | None = None
 
 
@@ -273,14 +273,14 @@ class Dispatcher:
             if isinstance(pick, StageEnd):
                 return pick
             dep_id = pick.provider.deployment.id
-            if dep_id in run.failed and run.last_error is not None:
-                hint = retry_after_s(run.last_error)
+            previous = run.failed.get(dep_id)
+            if previous is not None:
+                hint = retry_after_s(previous)
                 if hint is not None and hint > self.routing.retry.retry_after_max_s:
                     # A longer wait is the client's to make: it gets the 429/503 and its
                     # Retry-After rather than a request held open that long.
                     return StageEnd.FAILED
-                delay = retry_delay_s(self.routing.retry, run.last_error, retry_number,
-                                      self.rng)
+                delay = retry_delay_s(self.routing.retry, previous, retry_number, self.rng)
                 if self.clock() + delay > run.deadline:
                     return StageEnd.DEADLINE
                 self.sleep(delay)
@@ -289,8 +289,7 @@ class Dispatcher:
             try:
                 return self._attempt(run, pick)
             except GatewayError as err:
-                run.last_error = err
-                run.failed.add(dep_id)
+                run.last_error = run.failed[dep_id] = err
                 kind = classify(err)
                 if kind is Failure.FATAL:
                     raise
