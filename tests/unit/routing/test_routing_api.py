@@ -138,3 +138,11 @@ def test_readiness_reports_cooling_down_deployments_as_degraded(routed_app: Flas
     detail = body["checks"]["routing"]["detail"]
     assert detail["cooling_down"] == ["backup#0"]
     assert detail["groups_without_healthy_deployment"] == ["backup"]
+
+
+def test_auto_routers_are_listed_as_models(routed_app: Flask) -> None:
+    client = routed_app.test_client()
+    ids = [m["id"] for m in client.get("/v1/models", headers=AUTH).get_json()["data"]]
+    assert ids == ["main", "backup", "big", "auto"]
+    assert client.get("/v1/models/auto", headers=AUTH).get_json()["owned_by"] == "neuroroute"
+    assert client.get("/v1/models/autox", headers=AUTH).status_code == 404
