@@ -78,17 +78,26 @@ def gateway(upstream: Proc, e2e_tmp: Path) -> Iterator[Proc]:
                              headers={"x-mock-fail-after": "3", "x-mock-tokens": "20"}))
     models.append(deployment(upstream, "midway", "midway-good", 2.0))
     groups["midway"] = {"strategy": "cheapest"}
+    # The auto router's catalogue: only deployments with a tier take part.
+    models.append(deployment(upstream, "t-small", "t-small", 0.1, tier="small",
+                             capabilities=["tools"]))
+    models.append(deployment(upstream, "t-medium", "t-medium", 1.0, tier="medium",
+                             capabilities=["vision", "tools", "json"]))
+    models.append(deployment(upstream, "t-large", "t-large", 5.0, tier="large",
+                             capabilities=["vision", "tools", "json"]))
     extra = {"router_settings": {"backoff_initial_s": 0.05, "backoff_max_s": 0.2},
-             "groups": groups}
+             "groups": groups, "auto_routers": [{"name": "auto"}]}
     with running(start_gateway(e2e_tmp, models, env=QUICK_STOP,
                                config_extra=extra)) as proc:
         yield proc
 
 
 @pytest.fixture
-def client(gateway: Proc) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
-                         timeout=20)
+def client(gateway: Proc) -> Iterator[openai.OpenAI]:
+    # Closed after each test, so no connection outlives it (ResourceWarning is an error).
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
+                       timeout=20) as sdk:
+        yield sdk
 
 
 @pytest.mark.parametrize(("case", "stream"), CASES,
@@ -151,8 +160,8 @@ def test_failure_after_the_first_chunk_ends_the_stream_with_an_error(
     assert raw.headers["x-neuroroute-deployment"] == "midway-bad"
     assert raw.headers["x-neuroroute-attempts"] == "1"
     received = []
-    with pytest.raises(openai.APIError) as info:
-        for chunk in raw.parse():
+    with raw.parse() as stream, pytest.raises(openai.APIError) as info:
+        for chunk in stream:
             received.append(chunk)
     assert len(received) == 3 and "failed" in info.value.message
 
@@ -217,3 +226,26 @@ def test_redis_url_that_does_not_answer_never_fails_a_request(upstream: Proc,
         assert ready["status"] == "degraded"
         assert ready["checks"]["routing"]["detail"]["breaker_backend"] == "redis-unavailable"
 
+
+
+@pytest.mark.parametrize(("messages", "stream", "served", "tier"), [
+    (MESSAGES, False, "t-small", "small"),
+    ([{"role": "user", "content": [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}],
+     False, "t-medium", "medium"),
+    ([{"role": "user", "content": "Prove that there are infinitely many primes."}], True,
+     "t-large", "large"),
+], ids=["chit-chat", "image", "proof-stream"])
+def test_auto_router_picks_by_capability_and_price(client: openai.OpenAI, messages: Any,
+                                                   stream: bool, served: str,
+                                                   tier: str) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=messages,
+                                                          stream=stream)
+    assert raw.headers["x-neuroroute-deployment"] == served
+    assert raw.headers["x-neuroroute-route"].startswith(f"auto; tier={tier}; reason=")
+    parsed = raw.parse()
+    if stream:
+        assert list(parsed)[-1].choices[0].finish_reason == "stop"
+    else:
+        assert parsed.choices[0].message.content
