@@ -30,6 +30,16 @@ class Gateway:
     authenticator: Authenticator
     started_at: float = field(default_factory=time.time)
 
+    def swap_registry(self, registry: ModelRegistry) -> None:
+        """Install a rebuilt registry (deployments changed at runtime).
+
+        The dispatcher uses it from the next request on; routing state (in-flight counts,
+        latency averages, breakers) is keyed by deployment id, so surviving deployments keep
+        theirs. Requests already running finish on the providers they started with.
+        """
+        self.registry = registry
+        self.dispatcher.registry = registry
+
 
 def init_gateway(app: Flask, settings: Settings) -> Gateway:
     registry = ModelRegistry(build_provider(d, settings=settings) for d in settings.deployments)

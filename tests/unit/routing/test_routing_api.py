@@ -146,3 +146,21 @@ def test_auto_routers_are_listed_as_models(routed_app: Flask) -> None:
     assert ids == ["main", "backup", "big", "auto"]
     assert client.get("/v1/models/auto", headers=AUTH).get_json()["owned_by"] == "neuroroute"
     assert client.get("/v1/models/autox", headers=AUTH).status_code == 404
+
+
+def test_swapping_the_registry_at_runtime(routed_app: Flask) -> None:
+    from app.providers.base import build_provider
+    from app.routing.registry import ModelRegistry
+    from app.settings import Deployment, MockParams
+
+    gw = routed_app.extensions["neuroroute"]
+    client = routed_app.test_client()
+    client.post("/v1/chat/completions", json=chat_body("backup"), headers=AUTH)
+    added = Deployment(id="fresh", name="fresh", provider="mock", model="f", mock=MockParams())
+    providers = [*gw.registry.providers(), build_provider(added, settings=gw.settings)]
+    gw.swap_registry(ModelRegistry(providers))
+    resp = client.post("/v1/chat/completions", json=chat_body("fresh"), headers=AUTH)
+    assert resp.status_code == 200 and resp.headers["x-neuroroute-deployment"] == "fresh"
+    report = client.get("/admin/routing", headers=AUTH).get_json()
+    backup = next(g for g in report["groups"] if g["name"] == "backup")
+    assert backup["deployments"][0]["successes"] == 1  # state survived the swap
