@@ -160,9 +160,11 @@ class RoutingConfig:
         return self.groups.get(name) or GroupPolicy()
 
     def auto_router(self, name: str) -> AutoRouterConfig | None:
+        """The auto router called ``name``, if one is configured."""
         return next((r for r in self.auto_routers if r.name == name), None)
 
     def public_dict(self) -> dict[str, Any]:
+        """The routing configuration for /admin/config (it holds no secrets)."""
         return {
             "strategy": self.strategy,
             "retry": asdict(self.retry),

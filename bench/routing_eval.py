@@ -31,10 +31,12 @@ CONFIG = ROOT / "bench" / "data" / "routing_models.yaml"
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
+    """The labelled prompts, one JSON object per line."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def body_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion body a client would send for a labelled row."""
     body = {"model": "auto", "messages": row["messages"]}
     for key in ("tools", "response_format"):
         if key in row:
@@ -43,6 +45,7 @@ def body_of(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(config: Path, data: Path, repeat: int) -> dict[str, Any]:
+    """Route every prompt (timing ``repeat`` runs each) and collect the statistics."""
     deployments, routing = load_config_file(config, {})
     settings = Settings(master_key="unused-key", config_path=config, deployments=deployments)
     providers = [build_provider(d, settings=settings) for d in deployments]
@@ -79,12 +82,14 @@ def evaluate(config: Path, data: Path, repeat: int) -> dict[str, Any]:
 
 
 def agreement(confusion: Counter[tuple[str, str]]) -> str:
+    """``hits/total = percent`` for a confusion counter."""
     total = sum(confusion.values())
     agree = sum(n for (want, got), n in confusion.items() if want == got)
     return f"{agree}/{total} = {agree / max(total, 1):.1%}"
 
 
 def print_confusion(title: str, confusion: Counter[tuple[str, str]], tiers: list[str]) -> None:
+    """Print a label-by-prediction table."""
     print(f"\n{title} (rows: label, columns: router)")
     print(f"{'':>10}" + "".join(f"{t:>9}" for t in tiers))
     for want in tiers:
@@ -92,6 +97,7 @@ def print_confusion(title: str, confusion: Counter[tuple[str, str]], tiers: list
 
 
 def report(result: dict[str, Any]) -> None:
+    """Print agreement, confusion, timing and cost."""
     rows, confusion, tiers = result["rows"], result["confusion"], result["tiers"]
     holdout = result["holdout"]
     tuning = Counter({k: v - holdout[k] for k, v in confusion.items()})
@@ -119,6 +125,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--data", type=Path, default=DATA)

@@ -102,6 +102,7 @@ class Features:
     words: frozenset[str] = frozenset()  # its words (for single-word keywords)
 
     def signals(self) -> dict[str, bool]:
+        """The boolean signals by name, as rules refer to them."""
         return {"code": self.code, "math": self.math, "reasoning": self.reasoning,
                 "analysis": self.analysis, "tools": self.tools, "images": self.images,
                 "json": self.json}

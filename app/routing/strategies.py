@@ -53,6 +53,7 @@ class _Ranked:
         self.tie_break = WeightedRandom(rng)
 
     def key(self, provider: Provider, ctx: PickContext) -> float:
+        """The ranking value of ``provider`` for this request: lower is better."""
         raise NotImplementedError
 
     def pick(self, candidates: Sequence[Provider], ctx: PickContext) -> Provider:
