@@ -21,8 +21,10 @@ from app.db.engine import Database
 from app.observability import Observer
 from app.providers.base import Provider, build_provider
 from app.ratelimit import RateLimits, init_rate_limits
+from app.routing.cooldown import build_breaker
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
+from app.routing.state import RoutingState
 from app.settings import Deployment, Settings
 from app.sync import RedisAnnouncer, StateSync
 from app.usage.pricing import PriceTable
@@ -61,9 +63,9 @@ class Gateway:
         """
         with self.db.session() as session:
             stored = tuple(repo.load_deployments(session))
-        self.swap_registry(stored)
+        self.rebuild_registry(stored)
 
-    def swap_registry(self, stored: Sequence[Deployment]) -> None:
+    def rebuild_registry(self, stored: Sequence[Deployment]) -> None:
         """Build a registry from YAML + ``stored`` deployments and swap it in."""
         current = {p.deployment.id: p for p in self.registry.providers()}
         providers: list[Provider] = []
@@ -78,11 +80,22 @@ class Gateway:
             except Exception:  # noqa: BLE001 - one bad stored deployment must not stop the rest
                 log.exception("cannot build stored deployment; it is skipped",
                               extra={"deployment": dep.id})
-        registry = ModelRegistry(providers)
+        self.db_deployments = tuple(stored)
+        self.swap_registry(ModelRegistry(providers))
+
+    def swap_registry(self, registry: ModelRegistry) -> None:
+        """Install a rebuilt registry (deployments changed at runtime).
+
+        The dispatcher uses it from the next request on; routing state (in-flight counts,
+        latency averages, breakers) is keyed by deployment id, so surviving deployments keep
+        theirs. Requests already running finish on the providers they started with. The
+        assignments run without a yield in between, so no greenlet sees the registry and the
+        dispatcher disagree.
+        """
         self.registry = registry
         self.dispatcher.registry = registry
-        self.db_deployments = tuple(stored)
         # Metrics label only configured names: stored deployments count as configured.
+        providers = registry.providers()
         self.observer.known_models = {p.deployment.name for p in providers}
         self.observer.known_deployments = {p.deployment.id for p in providers}
         self.model_lists.clear()
@@ -118,10 +131,17 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
                      on_keys_changed=authenticator.cache.clear,
                      on_deployments_changed=reload_registry,
                      announcer=RedisAnnouncer(settings.redis_url) if settings.redis_url else None)
+    routing = settings.routing
+    # Runtime routing state is per process and outlives registry swaps (keyed by deployment id).
+    dispatcher = Dispatcher(
+        registry=registry, routing=routing,
+        state=RoutingState(alpha=routing.latency_ewma_alpha),
+        breaker=build_breaker(routing.cooldown, redis_url=settings.redis_url,
+                              prefix=settings.redis_namespace))
     gw = Gateway(
         settings=settings,
         registry=registry,
-        dispatcher=Dispatcher(registry=registry),
+        dispatcher=dispatcher,
         authenticator=authenticator,
         observer=Observer(known_models={d.name for d in settings.deployments},
                           known_deployments={d.id for d in settings.deployments},

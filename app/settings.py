@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,19 @@ class Deployment:
     api_version: str | None = None  # azure
     anthropic_version: str | None = None  # anthropic; the provider has a default
     default_max_tokens: int | None = None  # anthropic; the provider has a default
+    # Routing: capacity (requests/tokens per minute), prices, context size and abilities.
+    rpm: int | None = None
+    tpm: int | None = None
+    input_cost_per_mtok: float | None = None
+    output_cost_per_mtok: float | None = None
+    max_input_tokens: int | None = None
+    capabilities: frozenset[str] = frozenset()
+    tier: str | None = None
+
+    def estimated_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for a request of this size at the configured prices (unpriced counts as free)."""
+        return (input_tokens * (self.input_cost_per_mtok or 0.0)
+                + output_tokens * (self.output_cost_per_mtok or 0.0)) / 1_000_000
 
     def public_dict(self) -> dict[str, Any]:
         """The deployment without secrets (for the admin API and logs)."""
@@ -119,6 +132,95 @@ class Deployment:
             "api_version": self.api_version,
             "anthropic_version": self.anthropic_version,
             "default_max_tokens": self.default_max_tokens,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "input_cost_per_mtok": self.input_cost_per_mtok,
+            "output_cost_per_mtok": self.output_cost_per_mtok,
+            "max_input_tokens": self.max_input_tokens,
+            "capabilities": sorted(self.capabilities),
+            "tier": self.tier,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently a request is retried before its first byte is sent."""
+
+    retries: int = 2  # extra attempts per model group (fallback groups get their own)
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 2.0
+    retry_after_max_s: float = 5.0  # a longer Retry-After is not waited for
+    deadline_s: float = 120.0  # no new attempt starts after this much time in the router
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownPolicy:
+    """Circuit breaker: ``failures`` within ``window_s`` open it for ``cooldown_s``."""
+
+    failures: int = 5
+    window_s: float = 60.0
+    cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPolicy:
+    """Per model group: balancing strategy, retries and fallback groups (None: the default)."""
+
+    strategy: str | None = None
+    retries: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRule:
+    """If every given condition holds, the request needs at least ``tier``."""
+
+    tier: str
+    min_tokens: int | None = None
+    signals: Mapping[str, bool] = field(default_factory=dict)  # e.g. {"code": True}
+    keywords: tuple[str, ...] = ()  # lower-case; any one present in the prompt matches
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRouterConfig:
+    """A virtual model name (e.g. ``auto``) that picks a deployment by classifying the prompt."""
+
+    name: str
+    tiers: tuple[str, ...] = ("small", "medium", "large")  # cheapest/least able first
+    default_tier: str = "small"
+    expected_output_tokens: int = 500  # for the price comparison before the answer exists
+    rules: tuple[AutoRule, ...] | None = None  # None: the built-in rules of app.routing.auto
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """The ``router_settings``, ``groups`` and ``auto_routers`` sections of the YAML file."""
+
+    strategy: str = "weighted"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy)
+    latency_ewma_alpha: float = 0.3
+    groups: Mapping[str, GroupPolicy] = field(default_factory=dict)
+    auto_routers: tuple[AutoRouterConfig, ...] = ()
+
+    def group(self, name: str) -> GroupPolicy:
+        """The policy of group ``name`` (defaults when the file does not mention it)."""
+        return self.groups.get(name) or GroupPolicy()
+
+    def auto_router(self, name: str) -> AutoRouterConfig | None:
+        """The auto router called ``name``, if one is configured."""
+        return next((r for r in self.auto_routers if r.name == name), None)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The routing configuration for /admin/config (it holds no secrets)."""
+        return {
+            "strategy": self.strategy,
+            "retry": asdict(self.retry),
+            "cooldown": asdict(self.cooldown),
+            "latency_ewma_alpha": self.latency_ewma_alpha,
+            "groups": {name: asdict(policy) for name, policy in self.groups.items()},
+            "auto_routers": [r.name for r in self.auto_routers],
         }
 
 
@@ -157,6 +259,7 @@ class Settings:
     key_cache_ttl: float = 60.0
     # How often (seconds) a worker writes the keys' "last used" times (batched, not per request).
     last_used_flush_interval: float = 30.0
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -187,11 +290,14 @@ class Settings:
             "key_cache_ttl": self.key_cache_ttl,
             "last_used_flush_interval": self.last_used_flush_interval,
             "models": [d.public_dict() for d in self.deployments],
+            "routing": self.routing.public_dict(),
         }
 
 
-def redact_url(url: str) -> str:
-    """A database URL with its password replaced, for logs and the admin API."""
+def redact_url(url: str | None) -> str | None:
+    """A database or Redis URL with its password replaced, for logs and the admin API."""
+    if url is None:
+        return None
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:  # reported as such, never echoed: it may contain a password
@@ -229,6 +335,8 @@ def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
                 path = f"{prefix}[{key}]"
             elif key == "_schema":
                 path = prefix or "(file)"
+            elif key == "value" and prefix.startswith("groups."):
+                path = prefix  # marshmallow nests a Dict's value errors under "value"
             else:
                 path = f"{prefix}.{key}" if prefix else str(key)
             out.extend(_flatten_errors(value, path))
@@ -372,11 +480,24 @@ def build_deployment(entry: Mapping[str, Any], *, dep_id: str, where: str,
         api_version=entry.get("api_version"),
         anthropic_version=entry.get("anthropic_version"),
         default_max_tokens=entry.get("default_max_tokens"),
+        rpm=entry.get("rpm"),
+        tpm=entry.get("tpm"),
+        input_cost_per_mtok=entry.get("input_cost_per_mtok"),
+        output_cost_per_mtok=entry.get("output_cost_per_mtok"),
+        max_input_tokens=entry.get("max_input_tokens"),
+        capabilities=frozenset(entry.get("capabilities") or ()),
+        tier=entry.get("tier"),
     )
 
 
 def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ...]:
     """Read and validate the YAML model file; raise ConfigError naming file, field and problem."""
+    return load_config_file(path, env)[0]
+
+
+def load_config_file(path: Path, env: Mapping[str, str]) -> tuple[tuple[Deployment, ...],
+                                                                  RoutingConfig]:
+    """The deployments and the routing configuration of the YAML file (validated)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -402,7 +523,51 @@ def load_deployments(path: Path, env: Mapping[str, str]) -> tuple[Deployment, ..
             raise ConfigError(f"{where}.id: duplicate deployment id {dep_id!r}")
         seen_ids.add(dep_id)
         deployments.append(build_deployment(entry, dep_id=dep_id, where=where, env=env))
-    return tuple(deployments)
+    return tuple(deployments), _routing_config(data, set(group_sizes), path)
+
+
+def _routing_config(data: dict[str, Any], names: set[str], path: Path) -> RoutingConfig:
+    """Build RoutingConfig; every group/fallback/router name must fit the ``models`` list."""
+    rs = data["router_settings"]
+    groups: dict[str, GroupPolicy] = {}
+    for name, raw in data["groups"].items():
+        if name not in names:
+            raise ConfigError(f"{path}: groups.{name}: no model has this name")
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for target in raw[key]:
+                if target not in names or target == name:
+                    raise ConfigError(f"{path}: groups.{name}.{key}: {target!r} is not "
+                                      f"another model name")
+        groups[name] = GroupPolicy(strategy=raw.get("strategy"), retries=raw.get("retries"),
+                                   fallbacks=tuple(raw["fallbacks"]),
+                                   context_window_fallbacks=tuple(
+                                       raw["context_window_fallbacks"]))
+    routers: list[AutoRouterConfig] = []
+    for index, raw in enumerate(data["auto_routers"]):
+        if raw["name"] in names or raw["name"] in {r.name for r in routers}:
+            raise ConfigError(f"{path}: auto_routers[{index}].name: {raw['name']!r} is "
+                              f"already a model name")
+        rules = None if raw.get("rules") is None else tuple(
+            AutoRule(tier=rule["tier"], min_tokens=rule["when"].get("min_tokens"),
+                     signals={k: v for k, v in rule["when"].items()
+                              if k not in ("min_tokens", "keywords")},
+                     keywords=tuple(w.lower() for w in rule["when"].get("keywords", ())))
+            for rule in raw["rules"])
+        routers.append(AutoRouterConfig(
+            name=raw["name"], tiers=tuple(raw["tiers"]),
+            default_tier=raw.get("default_tier") or raw["tiers"][0],
+            expected_output_tokens=raw["expected_output_tokens"], rules=rules))
+    return RoutingConfig(
+        strategy=rs["strategy"],
+        retry=RetryPolicy(retries=rs["retries"], backoff_initial_s=rs["backoff_initial_s"],
+                          backoff_max_s=rs["backoff_max_s"],
+                          retry_after_max_s=rs["retry_after_max_s"],
+                          deadline_s=rs["deadline_s"]),
+        cooldown=CooldownPolicy(**rs["cooldown"]),
+        latency_ewma_alpha=rs["latency_ewma_alpha"],
+        groups=groups,
+        auto_routers=tuple(routers),
+    )
 
 
 def load_database_url(env: Mapping[str, str] | None = None) -> str:
@@ -431,10 +596,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     _check_limit_string("NEUROROUTE_AUTH_FAILURE_LIMIT", auth_failure_limit)
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"NEUROROUTE_LOG_LEVEL: unknown level {log_level!r}")
+    deployments, routing = load_config_file(config_path, env)
     return Settings(
         master_key=master_key,
         config_path=config_path,
-        deployments=load_deployments(config_path, env),
+        deployments=deployments,
         max_body_bytes=max_body,
         upstream_connect_timeout=_env_number(env, "NEUROROUTE_UPSTREAM_CONNECT_TIMEOUT", 5.0,
                                              float),
@@ -461,4 +627,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         key_cache_ttl=_env_number(env, "NEUROROUTE_KEY_CACHE_TTL", 60.0, float),
         last_used_flush_interval=_env_number(env, "NEUROROUTE_LAST_USED_FLUSH_INTERVAL", 30.0,
                                              float),
+        routing=routing,
     )

@@ -87,15 +87,15 @@ def start_mock_upstream(tmp: Path, **env: str) -> Proc:
 
 def start_gateway(tmp: Path, models: list[dict[str, Any]], *, workers: int = 1,
                   env: Mapping[str, str] | None = None, migrate: bool = True,
-                  wait: bool = True) -> Proc:
+                  wait: bool = True, config_extra: Mapping[str, Any] | None = None) -> Proc:
     """Start Gunicorn on a free port. Without NEUROROUTE_DATABASE_URL in ``env`` the gateway
     gets its own SQLite file in ``tmp``; ``migrate`` applies the migrations first (as
-    ``make run`` does)."""
+    ``make run`` does); ``config_extra`` adds top-level YAML sections (routing...)."""
     from app.db.schema import upgrade
 
     port = free_port()
     config = tmp / f"gateway-{port}.yaml"
-    config.write_text(yaml.safe_dump({"models": models}))
+    config.write_text(yaml.safe_dump({"models": models, **(config_extra or {})}))
     full_env = {"NEUROROUTE_MASTER_KEY": MASTER_KEY, "NEUROROUTE_CONFIG": str(config),
                 "PORT": str(port), "NEUROROUTE_WORKERS": str(workers),
                 "NEUROROUTE_GRACEFUL_TIMEOUT": "10",

@@ -300,3 +300,7 @@ def list_audit() -> dict[str, Any]:
     """A page of the audit log."""
     with gateway().db.session() as session:
         return _page(_audit, repo.list_audit(session, **_query(s.AuditListQuerySchema())))
+@bp.get("/routing")
+def routing_status() -> dict[str, Any]:
+    """Model groups, strategies, fallbacks and each deployment's health (no upstream calls)."""
+    return gateway().dispatcher.report()

@@ -13,6 +13,7 @@ from app.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMedia
 from app.extensions import gateway
 from app.observability import RequestRecord
 from app.providers.base import ChatRequest
+from app.routing.dispatch import FALLBACKS_HEADER, route_options
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_HEADERS, SSE_MIMETYPE
 
@@ -70,6 +71,8 @@ def create_chat_completion() -> Response:
     if not g.principal.may_use(model):
         raise ModelNotFoundError(model)
     gw = gateway()
+    # Gateway-only options (fallbacks off...) leave the body before caching and dispatch.
+    body, options = route_options(body, request.headers.get(FALLBACKS_HEADER))
     tpm = gw.rate_limits.tpm_context()
     record.on_finish.append(lambda rec: gw.rate_limits.charge_actual_tokens(rec.usage, tpm))
     lookup = gw.cache.lookup(body, key_id=g.principal.key_id, team_id=g.principal.team_id,
@@ -79,12 +82,15 @@ def create_chat_completion() -> Response:
         return _cached_response(record, lookup.result, lookup.deployment or "cache")
 
     dispatched = time.perf_counter()
-    outcome = gw.dispatcher.chat(ChatRequest(body=body, model=model, request_id=g.request_id))
+    outcome = gw.dispatcher.chat(ChatRequest(body=body, model=model, request_id=g.request_id),
+                                 options)
     record.upstream_seconds = time.perf_counter() - dispatched
     record.deployment = outcome.deployment.id
     record.attempts = outcome.attempts
+    record.route_decision = outcome.route
     headers = {"x-neuroroute-deployment": outcome.deployment.id,
                "x-neuroroute-attempts": str(outcome.attempts),
+               "x-neuroroute-route": outcome.route,
                "x-neuroroute-cache": lookup.status}
     # The gateway's own time so far: everything but waiting for the upstream.
     overhead = time.perf_counter() - record.started - record.upstream_seconds

@@ -23,7 +23,7 @@ from app.schemas.chat import (
 )
 from app.schemas.common import ErrorSchema
 from app.schemas.models import ModelListSchema, ModelSchema
-from app.schemas.ops import EffectiveConfigSchema, LiveSchema, ReadySchema
+from app.schemas.ops import EffectiveConfigSchema, LiveSchema, ReadySchema, RoutingReportSchema
 
 bp = Blueprint("docs", __name__)
 
@@ -59,6 +59,7 @@ SCHEMAS = {
     "DeploymentList": admin_schemas.DeploymentListSchema,
     "AuditEntry": admin_schemas.AuditEntrySchema,
     "AuditList": admin_schemas.AuditListSchema,
+    "RoutingReport": RoutingReportSchema,
 }
 
 
@@ -76,6 +77,16 @@ COMMON_ERRORS = {
     "500": _error("Internal error (no details are exposed)"),
 }
 SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+ROUTING_HEADERS = {
+    "x-neuroroute-deployment": {"description": "The deployment that served the request",
+                                "schema": {"type": "string"}},
+    "x-neuroroute-attempts": {"description": "Upstream attempts made (retries + fallbacks + 1)",
+                              "schema": {"type": "integer"}},
+    "x-neuroroute-route": {"description": "How it was routed, e.g. `model=gpt-4o; "
+                                          "fallback=gpt-4o-mini` or `auto; tier=medium; "
+                                          "reason=code; tokens=812`",
+                           "schema": {"type": "string"}},
+}
 
 ADMIN_ERRORS = {**COMMON_ERRORS, "403": _error("The key is not an admin key")}
 
@@ -173,13 +184,21 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "security": SECURED,
         "parameters": [{"in": "header", "name": "X-Request-ID", "required": False,
                         "schema": {"type": "string"},
-                        "description": "Echoed back and sent upstream; generated if absent."}],
+                        "description": "Echoed back and sent upstream; generated if absent."},
+                       {"in": "header", "name": "x-neuroroute-fallbacks", "required": False,
+                        "schema": {"type": "string", "enum": ["on", "off"]},
+                        "description": "`off` disables fallback groups for this request "
+                                       "(same as body field `neuroroute: {fallbacks: false}`, "
+                                       "which is not sent upstream)."}],
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": "ChatCompletionRequest"}}},
         "responses": {
             "200": {"description": "The completion, or a stream of chunks",
+                    "headers": ROUTING_HEADERS,
                     "content": {"application/json": {"schema": "ChatCompletion"},
                                 "text/event-stream": {"schema": "ChatCompletionChunk"}}},
+            "429": _error("Every deployment is at its rpm/tpm limit, or the upstream's 429"),
+            "503": _error("No deployment available, or the upstream's 503"),
             "400": _error("Invalid JSON or invalid field (`param` names it)"),
             **COMMON_ERRORS,
             "404": _error("Unknown model, or a model the key may not use"),
@@ -217,6 +236,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "responses": {"200": _ok("EffectiveConfig"), **COMMON_ERRORS,
                       "403": _error("The key is not an admin key")}}},
     **ADMIN_OPERATIONS,
+    "admin.routing_status": {"get": {
+        "tags": ["admin"], "summary": "Routing: groups, strategies, fallbacks, deployment health",
+        "description": "Circuit-breaker state (shared through Redis when configured) and this "
+                       "worker's in-flight counts, latency averages and rpm/tpm windows. "
+                       "Makes no upstream call.",
+        "security": SECURED,
+        "responses": {"200": _ok("RoutingReport"), **COMMON_ERRORS,
+                      "403": _error("The key is not an admin key")}}},
     "docs.openapi_json": {"get": {
         "tags": ["docs"], "summary": "This OpenAPI document",
         "responses": {"200": {"description": "OpenAPI 3.1 document",

@@ -47,6 +47,7 @@ def ready() -> tuple[dict[str, Any], int]:
                               "stored_deployments": len(gw.db_deployments),
                               "models": len(gw.registry.names())}},
         "database": database_check(gw.db),
+        "routing": gw.dispatcher.health(),
     }
     if gw.settings.redis_url:
         # Redis trouble degrades (limits per process, no shared cache) but never stops serving.
@@ -58,9 +59,9 @@ def ready() -> tuple[dict[str, Any], int]:
                                     "detail": {"backend": "redis"}}
     if any(c["status"] == "error" for c in checks.values()):
         return {"status": "not_ready", "checks": checks}, 503
-    # A database or Redis outage degrades but does not stop the gateway: cached keys, the
-    # loaded deployments and in-memory limits keep serving, so the instance stays in the
-    # load balancer.
+    # A database or Redis outage, or upstreams cooling down, degrade but do not stop the
+    # gateway: cached keys, the loaded deployments and in-memory limits keep serving, and
+    # taking the instance out of the load balancer would not bring an upstream back.
     degraded = any(c["status"] != "ok" for c in checks.values())
     return {"status": "degraded" if degraded else "ready", "checks": checks}, 200
 

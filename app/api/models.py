@@ -17,6 +17,11 @@ def model_object(group: ModelGroup, created: int) -> dict[str, Any]:
     return {"id": group.name, "object": "model", "created": created, "owned_by": group.owned_by}
 
 
+def router_object(name: str, created: int) -> dict[str, Any]:
+    """An auto router (e.g. ``auto``) is a model name clients can ask for, too."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "neuroroute"}
+
+
 @bp.get("/v1/models")
 def list_models() -> dict[str, Any]:
     gw = gateway()
@@ -26,7 +31,9 @@ def list_models() -> dict[str, Any]:
         created = int(gw.started_at)
         listing = {"object": "list",
                    "data": [model_object(group, created) for group in gw.registry.groups()
-                            if g.principal.may_use(group.name)]}
+                            if g.principal.may_use(group.name)]
+                   + [router_object(r.name, created) for r in gw.settings.routing.auto_routers
+                      if g.principal.may_use(r.name)]}
         gw.model_lists.set(allowed, listing)
     return listing
 
@@ -35,6 +42,10 @@ def list_models() -> dict[str, Any]:
 def retrieve_model(model_id: str) -> dict[str, Any]:
     gw = gateway()
     group = gw.registry.get(model_id)
-    if group is None or not g.principal.may_use(model_id):
+    if not g.principal.may_use(model_id):
         raise ModelNotFoundError(model_id)
-    return model_object(group, int(gw.started_at))
+    if group is not None:
+        return model_object(group, int(gw.started_at))
+    if gw.settings.routing.auto_router(model_id) is not None:
+        return router_object(model_id, int(gw.started_at))
+    raise ModelNotFoundError(model_id)

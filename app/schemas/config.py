@@ -6,9 +6,24 @@ silently ignored.
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    pre_load,
+    validate,
+    validates_schema,
+)
 
 from app.providers.kinds import PROVIDER_KINDS
+
+STRATEGIES = ("weighted", "round-robin", "least-in-flight", "lowest-latency", "cheapest")
+CAPABILITIES = ("vision", "tools", "json")
+# The classifier's signals a rule can test (see app/routing/auto.py).
+RULE_SIGNALS = ("code", "math", "reasoning", "analysis", "tools", "images", "json")
 
 
 class MockParamsSchema(Schema):
@@ -70,6 +85,110 @@ class DeploymentConfigSchema(Schema):
     anthropic_version = fields.String(validate=validate.Length(min=1, max=64))  # anthropic
     default_max_tokens = fields.Integer(strict=True,  # anthropic: max_tokens is required there
                                         validate=validate.Range(min=1, max=1_000_000))
+    # Routing: capacity, prices and what the deployment can do (all optional).
+    rpm = fields.Integer(strict=True, validate=validate.Range(min=1))
+    tpm = fields.Integer(strict=True, validate=validate.Range(min=1))
+    input_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
+    output_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
+    max_input_tokens = fields.Integer(strict=True, validate=validate.Range(min=1))
+    capabilities = fields.List(fields.String(validate=validate.OneOf(CAPABILITIES)),
+                               load_default=list)
+    tier = fields.String(validate=validate.Length(min=1, max=64))
+
+
+class CooldownConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    failures = fields.Integer(strict=True, load_default=5,
+                              validate=validate.Range(min=1, max=10_000))
+    window_s = fields.Float(load_default=60.0, validate=validate.Range(min=0.01, max=86_400))
+    cooldown_s = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=86_400))
+
+
+class RouterSettingsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    strategy = fields.String(load_default="weighted", validate=validate.OneOf(STRATEGIES))
+    retries = fields.Integer(strict=True, load_default=2, validate=validate.Range(min=0, max=10))
+    backoff_initial_s = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=60))
+    backoff_max_s = fields.Float(load_default=2.0, validate=validate.Range(min=0, max=300))
+    retry_after_max_s = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=300))
+    deadline_s = fields.Float(load_default=120.0,
+                              validate=validate.Range(min=0, min_inclusive=False, max=3600))
+    latency_ewma_alpha = fields.Float(load_default=0.3,
+                                      validate=validate.Range(min=0, max=1, min_inclusive=False))
+    cooldown = fields.Nested(CooldownConfigSchema, required=True)
+
+    @pre_load
+    def _default_cooldown(self, data: Any, **kwargs: Any) -> Any:
+        # A missing section still gets its defaults (a load_default would skip the schema).
+        if isinstance(data, dict) and data.get("cooldown") is None:
+            return {**data, "cooldown": {}}
+        return data
+
+
+class GroupConfigSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    strategy = fields.String(validate=validate.OneOf(STRATEGIES))
+    retries = fields.Integer(strict=True, validate=validate.Range(min=0, max=10))
+    fallbacks = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    context_window_fallbacks = fields.List(fields.String(validate=validate.Length(min=1)),
+                                           load_default=list)
+
+
+class RuleConditionSchema(Schema):
+    """All given conditions must hold for the rule to match."""
+
+    class Meta:
+        unknown = RAISE
+
+    min_tokens = fields.Integer(strict=True, validate=validate.Range(min=0))
+    code = fields.Boolean()
+    math = fields.Boolean()
+    reasoning = fields.Boolean()
+    analysis = fields.Boolean()
+    tools = fields.Boolean()
+    images = fields.Boolean()
+    json = fields.Boolean()
+    keywords = fields.List(fields.String(validate=validate.Length(min=1)))
+
+
+class AutoRuleSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    tier = fields.String(required=True)
+    when = fields.Nested(RuleConditionSchema, required=True)
+
+
+class AutoRouterSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    tiers = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                        load_default=lambda: ["small", "medium", "large"],
+                        validate=validate.Length(min=1))
+    default_tier = fields.String()
+    expected_output_tokens = fields.Integer(strict=True, load_default=500,
+                                            validate=validate.Range(min=0))
+    rules = fields.List(fields.Nested(AutoRuleSchema))
+
+    @validates_schema
+    def _tiers_known(self, data: dict[str, Any], **kwargs: Any) -> None:
+        tiers = data["tiers"]
+        if len(set(tiers)) != len(tiers):
+            raise ValidationError("Tiers must be unique.", field_name="tiers")
+        if data.get("default_tier", tiers[0]) not in tiers:
+            raise ValidationError(f"Must be one of {tiers}.", field_name="default_tier")
+        for index, rule in enumerate(data.get("rules") or []):
+            if rule["tier"] not in tiers:
+                raise ValidationError({index: {"tier": [f"Must be one of {tiers}."]}},
+                                      field_name="rules")
 
 
 class ConfigFileSchema(Schema):
@@ -78,3 +197,13 @@ class ConfigFileSchema(Schema):
 
     models = fields.List(fields.Nested(DeploymentConfigSchema), required=True,
                          validate=validate.Length(min=1))
+    router_settings = fields.Nested(RouterSettingsSchema, required=True)
+    groups = fields.Dict(keys=fields.String(), values=fields.Nested(GroupConfigSchema),
+                         load_default=dict)
+    auto_routers = fields.List(fields.Nested(AutoRouterSchema), load_default=list)
+
+    @pre_load
+    def _default_router_settings(self, data: Any, **kwargs: Any) -> Any:
+        if isinstance(data, dict) and data.get("router_settings") is None:
+            return {**data, "router_settings": {}}
+        return data

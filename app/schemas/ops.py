@@ -29,6 +29,13 @@ class DeploymentPublicSchema(Schema):
     connect_timeout = fields.Float(allow_none=True)
     read_timeout = fields.Float(allow_none=True)
     mock = fields.Dict(allow_none=True)
+    rpm = fields.Integer(allow_none=True)
+    tpm = fields.Integer(allow_none=True)
+    input_cost_per_mtok = fields.Float(allow_none=True)
+    output_cost_per_mtok = fields.Float(allow_none=True)
+    max_input_tokens = fields.Integer(allow_none=True)
+    capabilities = fields.List(fields.String())
+    tier = fields.String(allow_none=True)
 
 
 class EffectiveConfigSchema(Schema):
@@ -50,3 +57,36 @@ class EffectiveConfigSchema(Schema):
     last_used_flush_interval = fields.Float()
     models = fields.List(fields.Nested(DeploymentPublicSchema),
                          metadata={"description": "the YAML file's deployments"})
+    routing = fields.Dict(metadata={"description": "router_settings and group policies"})
+
+
+class RoutedDeploymentSchema(Schema):
+    id = fields.String(required=True)
+    state = fields.String(required=True, metadata={"enum": ["closed", "open", "half_open"]})
+    open_for_s = fields.Float(metadata={"description": "seconds until half-open"})
+    recent_failures = fields.Integer(metadata={"description": "failures in the window"})
+    in_flight = fields.Integer(metadata={"description": "this worker process only"})
+    latency_ewma_ms = fields.Float(allow_none=True)
+    ttft_ewma_ms = fields.Float(allow_none=True)
+    successes = fields.Integer()
+    failures = fields.Integer()
+    requests_last_minute = fields.Integer()
+    tokens_last_minute = fields.Integer()
+    rate_limited_for_s = fields.Float()
+
+
+class RoutedGroupSchema(Schema):
+    name = fields.String(required=True)
+    strategy = fields.String(required=True)
+    retries = fields.Integer()
+    fallbacks = fields.List(fields.String())
+    context_window_fallbacks = fields.List(fields.String())
+    deployments = fields.List(fields.Nested(RoutedDeploymentSchema))
+
+
+class RoutingReportSchema(Schema):
+    pid = fields.Integer(metadata={"description": "the worker process that answered"})
+    breaker_backend = fields.String(metadata={"enum": ["memory", "redis", "redis-unavailable"]})
+    cooldown = fields.Dict()
+    groups = fields.List(fields.Nested(RoutedGroupSchema))
+    auto_routers = fields.List(fields.Dict())

@@ -249,3 +249,29 @@ def test_token_endpoint_gets_a_short_read_timeout(make_settings: SettingsFactory
     assert provider.timeout == (3, 600)
     assert isinstance(provider.credentials, OAuth2Credentials)
     assert provider.credentials.manager.timeout == (3, 15.0)
+
+
+@responses.activate
+def test_rejected_credentials_move_the_request_to_another_deployment(make_settings: Any) -> None:
+    """A deployment whose upstream rejects the gateway's key is excluded, not retried; a
+    healthy deployment of the group answers."""
+    bad, good = "http://bad.test/v1", "http://good.test/v1"
+    app = create_app(make_settings([
+        # Weighted so that the bad deployment is (almost surely) picked first every time.
+        {"name": "g", "provider": "openai", "model": "m", "api_base": bad, "api_key": "wrong",
+         "weight": 1000},
+        {"name": "g", "provider": "openai", "model": "m", "api_base": good, "api_key": "ok"}]))
+    responses.post(f"{bad}/chat/completions", status=401, json={
+        "error": {"message": "bad key", "type": "x", "param": None, "code": "invalid_api_key"}})
+    responses.post(f"{good}/chat/completions", json={
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                     "finish_reason": "stop"}]})
+    client = app.test_client()
+    for _ in range(6):
+        resp = client.post("/v1/chat/completions", headers=AUTH,
+                           json={"model": "g", "messages": [{"role": "user", "content": "x"}]})
+        assert resp.status_code == 200 and resp.headers["x-neuroroute-deployment"] == "g#1"
+        # At most one attempt on the bad deployment per request: it is never retried.
+        assert int(resp.headers["x-neuroroute-attempts"]) <= 2
+    assert sum(c.request.url.startswith(bad) for c in responses.calls) >= 5
