@@ -58,7 +58,7 @@ PROFILES = {
                     s5_s=5),
     "quick": Profile("quick", warmup_s=1, s1_conns=64, s1_s=3, s2_s=2, s3_conns=300, s3_s=3,
                      s3_latency_ms=500, s4_levels=(300,), s4_s=3, s4_ramp_s=1, s4_tokens=64,
-                     s4_interval_ms=20, s4_idle_streams=300, s4_idle_hold_ms=3000,
+                     s4_interval_ms=20, s4_idle_streams=300, s4_idle_hold_ms=2000,
                      s5_rates=(500, 1000, 2000, 4000), s5_s=2),
     "tiny": Profile("tiny", warmup_s=0.5, s1_conns=8, s1_s=1, s2_s=1, s3_conns=20, s3_s=1,
                     s3_latency_ms=100, s4_levels=(10,), s4_s=1, s4_ramp_s=0.2, s4_tokens=8,
@@ -135,6 +135,19 @@ def _stream_cfg(srv: Server, p: Profile, n: int, secs: float, b: dict[str, Any],
 def s4(srv: Server, p: Profile) -> dict[str, Any]:
     """Streams: each level of concurrent streams, then RSS per idle open stream."""
     out: dict[str, Any] = {"levels": {}}
+    # Idle streams first, while the heap has not yet grown under the stream levels (a heap
+    # that already grew would hide the cost): headers and the first event are through, the
+    # upstream then stays silent for idle_hold_ms; RSS growth over the baseline / streams.
+    n = p.s4_idle_streams
+    base = srv.proc.rss_bytes()
+    idle = body(True, tokens=1, ttft_ms=p.s4_idle_hold_ms)
+    la = loadavg()
+    with RSSSampler(srv.proc, interval=0.05) as rss:
+        res = loadgen(_stream_cfg(srv, p, n, 0, idle, once=True),
+                      p.s4_ramp_s + p.s4_idle_hold_ms / 1000 + 60)
+    out["idle"] = {"loadavg": la, "streams": n, "errors": res["errors"],
+                   "base_rss_mb": round(base / MB, 1), "peak_rss_mb": round(rss.peak / MB, 1),
+                   "rss_per_stream_kb": round((rss.peak - base) / max(n, 1) / 1024, 1)}
     b = body(True, tokens=p.s4_tokens, interval_ms=p.s4_interval_ms)
     for n in p.s4_levels:
         la = loadavg()
@@ -142,17 +155,6 @@ def s4(srv: Server, p: Profile) -> dict[str, Any]:
             res = loadgen(_stream_cfg(srv, p, n, p.s4_s, b), p.s4_ramp_s + p.s4_s + 60)
         out["levels"][str(n)] = {"loadavg": la, **res, "peak_rss_mb": round(rss.peak / MB, 1)}
         time.sleep(0.5)
-    # Idle streams: headers and the first event are through, the upstream then stays silent
-    # for idle_hold_ms; the RSS growth over the idle baseline is the cost of an open stream.
-    n = p.s4_idle_streams
-    base = srv.proc.rss_bytes()
-    idle = body(True, tokens=1, ttft_ms=p.s4_idle_hold_ms)
-    with RSSSampler(srv.proc, interval=0.05) as rss:
-        res = loadgen(_stream_cfg(srv, p, n, 0, idle, once=True),
-                      p.s4_ramp_s + p.s4_idle_hold_ms / 1000 + 60)
-    out["idle"] = {"loadavg": loadavg(), "streams": n, "errors": res["errors"],
-                   "base_rss_mb": round(base / MB, 1), "peak_rss_mb": round(rss.peak / MB, 1),
-                   "rss_per_stream_kb": round((rss.peak - base) / max(n, 1) / 1024, 1)}
     return out
 
 
