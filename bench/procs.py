@@ -20,6 +20,7 @@ from pathlib import Path
 
 _RUNNING: list[Proc] = []
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class HarnessError(RuntimeError):
@@ -81,6 +82,10 @@ class Proc:
         """Resident memory of the process and all its descendants."""
         return sum(_rss(pid) for pid in [self.pid, *descendants(self.pid)])
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the process and its live descendants."""
+        return sum(_cpu(pid) for pid in [self.pid, *descendants(self.pid)])
+
     def child_pids(self) -> list[int]:
         """Descendant PIDs (e.g. the Gunicorn worker under its master)."""
         return descendants(self.pid)
@@ -121,6 +126,15 @@ def descendants(pid: int) -> list[int]:
             out.extend(kids)
             todo.extend(kids)
     return out
+
+
+def _cpu(pid: int) -> float:
+    try:
+        # Fields after the ")" of the command name; utime and stime are fields 14 and 15.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _rss(pid: int) -> int:

@@ -93,9 +93,14 @@ def loadgen(cfg: dict[str, Any], budget_s: float) -> dict[str, Any]:
 
 
 def _wrk(srv: Server, b: dict[str, Any], conns: int, secs: float) -> dict[str, Any]:
+    cpu0 = srv.proc.cpu_seconds()
     with RSSSampler(srv.proc) as rss:
         res = run_wrk(srv.url + PATH, b, connections=conns, duration=secs, key=srv.api_key,
                       core=LOADGEN_CORE)
+    # CPU time per request of the server under test: unlike req/s, it hardly moves when
+    # other jobs on the machine take turns on the same core.
+    res["cpu_us_per_req"] = round((srv.proc.cpu_seconds() - cpu0) / max(res["requests"], 1)
+                                  * 1e6, 1)
     res["peak_rss_mb"] = round(rss.peak / MB, 1)
     return res
 

@@ -104,6 +104,7 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
     log = logdir / f"{name}.log"
     base_env = {"BENCH_UPSTREAM": upstream, "PYTHONUNBUFFERED": "1"}
     api_key = MASTER_KEY
+    workdir = ROOT
     if name in ("fastapi_httpx", "aiohttp_relay"):
         cmd = [PY, "-m", f"bench.variants.{name}", "--port", str(port), "--upstream", upstream]
     elif name == "flask_relay":
@@ -146,8 +147,11 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
             )
             api_key = env.get("BENCH_FULL_API_KEY") or MASTER_KEY
         cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+        # BENCH_NEUROROUTE_DIR: another checkout of the app (e.g. `git archive` of a base
+        # commit) for before/after comparisons; Gunicorn puts its cwd first on sys.path.
+        workdir = Path(env.get("BENCH_NEUROROUTE_DIR") or ROOT)
     else:
         raise HarnessError(f"unknown variant {name!r}")
-    proc = Proc(name, cmd, core=VARIANT_CORE, log=log, env={**env, **base_env}, cwd=ROOT)
+    proc = Proc(name, cmd, core=VARIANT_CORE, log=log, env={**env, **base_env}, cwd=workdir)
     proc.wait_port(port, timeout=30)
     return Server(name, proc, port, api_key=api_key)
