@@ -39,8 +39,8 @@ fmt: install ## Format and autofix with ruff
 	$(BIN)/ruff format app tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff check --fix app tests bench wsgi.py gunicorn.conf.py
 
-bench: install ## Load-test NeuroRoute vs Flask/FastAPI/aiohttp relays (~15 min) -> bench/results/
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+bench: install ## Load-test NeuroRoute vs Flask/FastAPI/aiohttp relays + py-spy profile (~15 min) -> bench/results/
+	$(BIN)/python -m bench.run --profile-app $(BENCH_ARGS)
 
 bench-quick: install ## Reduced load-test subset (< 3 min), same report files
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)

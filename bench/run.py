@@ -94,14 +94,24 @@ def run_target(name: str, p: Profile, scenarios: list[str], logdir: Path) -> dic
 
 
 def profile_app(p: Profile, logdir: Path, outdir: Path) -> dict[str, str]:
-    """py-spy NeuroRoute minimal's worker under S1 and S4 load; writes collapsed stacks."""
-    from bench.scenarios import s1, s4
+    """py-spy NeuroRoute minimal's worker under S1 and S4 load; writes collapsed stacks.
+
+    S4 is profiled at its first stream level only (steady streaming, no idle phase).
+    py-spy runs on the load core, so it does not take CPU from the worker it samples;
+    ``--gil`` keeps only samples of the thread holding the GIL (idle pool threads are noise).
+    """
+    from bench.scenarios import _stream_cfg, body, loadgen, s1
 
     spy = Path(sys.executable).parent / "py-spy"
     if not spy.exists():
         raise HarnessError("py-spy is not installed: pip install py-spy (bench extra)")
+    level = p.s4_levels[0]
+    stream_body = body(True, tokens=p.s4_tokens, interval_ms=p.s4_interval_ms)
+    runs = (("S1", p.s1_s, lambda srv: s1(srv, p)),
+            ("S4", p.s4_s, lambda srv: loadgen(_stream_cfg(srv, p, level, p.s4_s, stream_body),
+                                               p.s4_s + 60)))
     files = {}
-    for sc, fn, secs in (("S1", s1, p.s1_s), ("S4", s4, p.s4_s + p.s4_ramp_s)):
+    for sc, secs, load in runs:
         mock = start_mock(logdir)
         srv = start_variant("neuroroute", mock.url + "/v1", logdir, dict(os.environ))
         try:
@@ -109,15 +119,17 @@ def profile_app(p: Profile, logdir: Path, outdir: Path) -> dict[str, str]:
             worker = srv.proc.child_pids()[0]
             dest = outdir / f"profile-{sc}.collapsed.txt"
             spy_proc = subprocess.Popen(pinned(
-                [str(spy), "record", "-p", str(worker), "-d", str(int(secs)), "-r", "250",
-                 "-f", "raw", "-o", str(dest), "--nonblocking"], LOADGEN_CORE),
+                [str(spy), "record", "-p", str(worker), "-d", str(int(secs)), "-r", "200",
+                 "-f", "raw", "--gil", "-o", str(dest)], LOADGEN_CORE),
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            fn(srv, p)
+            load(srv)
             try:
                 spy_proc.wait(timeout=secs + 30)
             except subprocess.TimeoutExpired:
                 spy_proc.kill()
                 spy_proc.wait()
+            if not dest.exists():
+                raise HarnessError(f"py-spy wrote no profile for {sc} (ptrace not allowed?)")
             files[sc] = str(dest)
         finally:
             srv.proc.stop()
