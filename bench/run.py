@@ -100,6 +100,7 @@ def profile_app(p: Profile, logdir: Path, outdir: Path) -> dict[str, str]:
     py-spy runs on the load core, so it does not take CPU from the worker it samples;
     ``--gil`` keeps only samples of the thread holding the GIL (idle pool threads are noise).
     """
+    from bench.profile_summary import summarise
     from bench.scenarios import _stream_cfg, body, loadgen, s1
 
     spy = Path(sys.executable).parent / "py-spy"
@@ -130,7 +131,9 @@ def profile_app(p: Profile, logdir: Path, outdir: Path) -> dict[str, str]:
                 spy_proc.wait()
             if not dest.exists():
                 raise HarnessError(f"py-spy wrote no profile for {sc} (ptrace not allowed?)")
-            files[sc] = str(dest)
+            top = outdir / f"profile-{sc}.top.txt"
+            top.write_text(summarise(dest) + "\n")
+            files[sc] = str(top)
         finally:
             srv.proc.stop()
             mock.proc.stop()
