@@ -43,5 +43,11 @@ fmt: install ## Format and autofix with ruff
 	$(BIN)/ruff format app tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff check --fix app tests bench wsgi.py gunicorn.conf.py
 
+bench: install ## Load-test NeuroRoute vs Flask/FastAPI/aiohttp relays + py-spy profile (~15 min) -> bench/results/
+	$(BIN)/python -m bench.run --profile-app $(BENCH_ARGS)
+
+bench-quick: install ## Reduced load-test subset (< 3 min), same report files
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

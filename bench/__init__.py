@@ -1,0 +1,1 @@
+"""NeuroRoute load-test harness: ``python -m bench.run`` (``make bench``)."""

@@ -1,0 +1,1 @@
+"""Relay variants benchmarked side by side with NeuroRoute; each is a small runnable module."""
