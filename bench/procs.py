@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _RUNNING: list[Proc] = []
@@ -54,6 +54,8 @@ class Proc:
                                       stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                       cwd=cwd, start_new_session=True)
         self.pid = self.popen.pid
+        # Run after the process is gone (e.g. drop a per-run database schema), once each.
+        self.on_stop: list[Callable[[], None]] = []
         _RUNNING.append(self)
 
     def wait_port(self, port: int, timeout: float = 20.0) -> None:
@@ -110,6 +112,11 @@ class Proc:
         if self.popen.poll() is None:
             self.popen.wait(2)
         self._logf.close()
+        while self.on_stop:
+            try:
+                self.on_stop.pop()()
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's result
+                print(f"bench: cleanup after {self.name} failed: {exc}", flush=True)
 
 
 def descendants(pid: int) -> list[int]:

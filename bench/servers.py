@@ -8,10 +8,15 @@ that no variant is measured against a smaller pool or a lower accept limit than 
 from __future__ import annotations
 
 import importlib.util
+import json
+import secrets
 import sys
 import tempfile
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.procs import HarnessError, Proc, free_port
 
@@ -23,8 +28,11 @@ LOADGEN_CORE = 1
 MASTER_KEY = "sk-bench-master-key"
 MODEL = "bench"
 WORKER_CONNECTIONS = "4000"  # above the largest scenario (2,000 streams) for every gevent server
-# Env vars the NeuroRoute "full" mode hands to the gateway (DB-backed keys, usage, Redis).
-FULL_MODE_ENV = ("NEUROROUTE_DATABASE_URL", "NEUROROUTE_REDIS_URL")
+# NeuroRoute "full" mode (DB-backed keys, usage in PostgreSQL, per-key limits in Redis): the
+# local services unless BENCH_DATABASE_URL / BENCH_REDIS_URL say otherwise.
+DEFAULT_FULL_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+DEFAULT_FULL_REDIS_URL = "redis://127.0.0.1:6379/0"
+FULL_MODE_LIMIT = "1000000000"  # per minute: checked on every request, never reached
 
 
 @dataclass
@@ -68,19 +76,116 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def full_mode_urls(env: dict[str, str]) -> tuple[str, str]:
+    """The (database URL, Redis URL) full mode uses: ``BENCH_*`` overrides or the local ones."""
+    return (env.get("BENCH_DATABASE_URL") or DEFAULT_FULL_DATABASE_URL,
+            env.get("BENCH_REDIS_URL") or DEFAULT_FULL_REDIS_URL)
+
+
 def full_mode_status(env: dict[str, str]) -> str | None:
     """None if NeuroRoute's full mode can run, else why not (shown in the report).
 
-    Full mode needs the app to read the database/Redis settings (it does not yet) and the
-    operator to point the harness at them via ``BENCH_DATABASE_URL`` / ``BENCH_REDIS_URL``.
+    Full mode needs a reachable PostgreSQL and Redis (``BENCH_DATABASE_URL`` /
+    ``BENCH_REDIS_URL``, default the local ones): checked here, never faked.
     """
-    source = (ROOT / "app" / "settings.py").read_text()
-    absent = [var for var in FULL_MODE_ENV if var not in source]
-    if absent:
-        return f"not available yet: the app does not read {', '.join(absent)}"
-    if not env.get("BENCH_DATABASE_URL") or not env.get("BENCH_REDIS_URL"):
-        return "skipped: set BENCH_DATABASE_URL and BENCH_REDIS_URL (and BENCH_FULL_API_KEY)"
+    db_url, redis_url = full_mode_urls(env)
+    try:
+        import redis
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+    except ImportError as exc:
+        return f"skipped: {exc}"
+    url = make_url(db_url)
+    if url.get_backend_name() != "postgresql":
+        return ("skipped: full mode needs PostgreSQL, BENCH_DATABASE_URL is "
+                f"{url.get_backend_name()}")
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3}, poolclass=_null_pool())
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure is the reason shown in the report
+        return f"skipped: PostgreSQL at {url.render_as_string(hide_password=True)} unreachable: " \
+               f"{str(exc).splitlines()[0][:160]}"
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001
+        return f"skipped: Redis at {redis_url} unreachable: {str(exc).splitlines()[0][:160]}"
     return None
+
+
+def _null_pool() -> Any:
+    from sqlalchemy.pool import NullPool
+
+    return NullPool
+
+
+def _full_mode_env(env: dict[str, str], proc_cleanup: list[Callable[[], None]]) -> dict[str, str]:
+    """A fresh PostgreSQL schema (migrated) and Redis namespace for one full-mode server.
+
+    The schema is selected through ``options=-csearch_path=...`` in the URL, so the app needs
+    no setting for it; cleanups to drop it (and the Redis keys) go to ``proc_cleanup``.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from app.db.schema import upgrade
+
+    db_url, redis_url = full_mode_urls(env)
+    tag = f"nrbench_{secrets.token_hex(4)}"
+    admin_url = make_url(db_url)
+    engine = create_engine(admin_url, poolclass=_null_pool())
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{tag}"'))
+
+    def drop_schema() -> None:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE'))
+        engine.dispose()
+
+    def drop_redis_keys() -> None:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        keys = list(client.scan_iter(match=f"*{tag}*", count=1000))  # LIMITS:LIMITER/<tag>/...
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i:i + 500])
+        client.close()
+
+    proc_cleanup.extend([drop_schema, drop_redis_keys])
+    app_url = admin_url.update_query_dict({"options": f"-csearch_path={tag}"})
+    url_str = app_url.render_as_string(hide_password=False)
+    try:
+        upgrade(url_str)
+    except BaseException:
+        drop_schema()
+        raise
+    return {
+        "NEUROROUTE_DATABASE_URL": url_str,
+        "NEUROROUTE_REDIS_URL": redis_url,
+        "NEUROROUTE_REDIS_NAMESPACE": tag,
+        # Per-key limits are checked in Redis on every request but never refuse.
+        "NEUROROUTE_DEFAULT_RPM": FULL_MODE_LIMIT,
+        "NEUROROUTE_DEFAULT_TPM": FULL_MODE_LIMIT,
+    }
+
+
+def create_client_key(port: int, master_key: str = MASTER_KEY) -> str:
+    """A DB-backed member key created through the admin API (what full mode sends load with)."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/keys", method="POST",
+        data=json.dumps({"name": "bench", "role": "member"}).encode(),
+        headers={"Authorization": f"Bearer {master_key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            key = json.loads(resp.read())["key"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise HarnessError(f"could not create a client key via POST /admin/keys: {exc}") from exc
+    if not isinstance(key, str) or not key.startswith("sk-"):
+        raise HarnessError(f"POST /admin/keys returned no key: {key!r}")
+    return key
 
 
 def start_mock(logdir: Path, env: dict[str, str] | None = None) -> Server:
@@ -105,6 +210,7 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
     base_env = {"BENCH_UPSTREAM": upstream, "PYTHONUNBUFFERED": "1"}
     api_key = MASTER_KEY
     workdir = ROOT
+    cleanups: list[Callable[[], None]] = []
     if name in ("fastapi_httpx", "aiohttp_relay"):
         cmd = [PY, "-m", f"bench.variants.{name}", "--port", str(port), "--upstream", upstream]
     elif name == "flask_relay":
@@ -133,31 +239,41 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
             f"models:\n  - name: {MODEL}\n    provider: openai\n    model: {MODEL}\n"
             f"    api_base: {upstream}\n"
         )
-        # Its own database, migrated like `make run` does (workers refuse an old schema).
-        database_url = f"sqlite:///{cfg.parent / 'neuroroute.db'}"
         base_env.update(
             NEUROROUTE_MASTER_KEY=MASTER_KEY,
             NEUROROUTE_CONFIG=str(cfg),
             NEUROROUTE_BIND=f"127.0.0.1:{port}",
             NEUROROUTE_WORKERS="1",
             NEUROROUTE_WORKER_CONNECTIONS=WORKER_CONNECTIONS,
-            NEUROROUTE_DATABASE_URL=database_url,
         )
         if name == "neuroroute_full":
-            base_env.update(
-                NEUROROUTE_DATABASE_URL=env.get("BENCH_DATABASE_URL", ""),
-                NEUROROUTE_REDIS_URL=env.get("BENCH_REDIS_URL", ""),
-            )
-            api_key = env.get("BENCH_FULL_API_KEY") or MASTER_KEY
-        from app.db.schema import upgrade
+            base_env.update(_full_mode_env(env, cleanups))
+        else:
+            # Minimal: the master key, its own SQLite file (migrated like `make run` does:
+            # workers refuse an old schema) and no usage records written to it.
+            from app.db.schema import upgrade
 
-        upgrade(base_env["NEUROROUTE_DATABASE_URL"])
+            base_env.update(NEUROROUTE_DATABASE_URL=f"sqlite:///{cfg.parent / 'neuroroute.db'}",
+                            NEUROROUTE_USAGE_ENABLED="false")
+            upgrade(base_env["NEUROROUTE_DATABASE_URL"])
         cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
         # BENCH_NEUROROUTE_DIR: another checkout of the app (e.g. `git archive` of a base
         # commit) for before/after comparisons; Gunicorn puts its cwd first on sys.path.
         workdir = Path(env.get("BENCH_NEUROROUTE_DIR") or ROOT)
     else:
         raise HarnessError(f"unknown variant {name!r}")
-    proc = Proc(name, cmd, core=VARIANT_CORE, log=log, env={**env, **base_env}, cwd=workdir)
-    proc.wait_port(port, timeout=30)
+    try:
+        proc = Proc(name, cmd, core=VARIANT_CORE, log=log, env={**env, **base_env}, cwd=workdir)
+    except BaseException:
+        for cleanup in reversed(cleanups):
+            cleanup()
+        raise
+    proc.on_stop.extend(cleanups)
+    try:
+        proc.wait_port(port, timeout=30)
+        if name == "neuroroute_full":
+            api_key = create_client_key(port)
+    except BaseException:
+        proc.stop()
+        raise
     return Server(name, proc, port, api_key=api_key)

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from bench import loadgen
-from bench.servers import ROOT, VARIANTS, Server, start_mock, start_variant
+from bench.servers import ROOT, VARIANTS, Server, full_mode_status, start_mock, start_variant
 
-RELAYS = ("flask_relay", "fastapi_httpx", "aiohttp_relay", "neuroroute")
+RELAYS = ("flask_relay", "fastapi_httpx", "aiohttp_relay", "neuroroute", "neuroroute_full")
 CI = os.environ.get("CI", "").lower() == "true"
 BODY = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -28,6 +28,9 @@ BODY = {"model": "bench", "messages": [{"role": "user", "content": "hi"}]}
 def _require(what: str, missing: list[str]) -> None:
     if missing:
         message = f"{what}: missing {', '.join(missing)} (pip install -e '.[bench]')"
+        if what == "neuroroute_full":
+            message = f"{what}: {missing[0]} (start PostgreSQL and Redis, or set " \
+                      "BENCH_DATABASE_URL / BENCH_REDIS_URL)"
         if CI:
             pytest.fail(message)
         pytest.skip(message)
@@ -50,6 +53,9 @@ def _once(srv: Server, stream: bool) -> dict[str, object]:
 @pytest.mark.parametrize("name", RELAYS)
 def test_variant_relays_stream_and_non_stream(name: str, mock: Server, tmp_path: Path) -> None:
     _require(name, VARIANTS[name].missing())
+    if name == "neuroroute_full":  # PostgreSQL + Redis, a DB-backed client key
+        why = full_mode_status(dict(os.environ))
+        _require(name, [why] if why else [])
     srv = start_variant(name, mock.url + "/v1", tmp_path, dict(os.environ))
     try:
         plain = _once(srv, stream=False)
@@ -59,6 +65,8 @@ def test_variant_relays_stream_and_non_stream(name: str, mock: Server, tmp_path:
         assert stream["status"] == 200, stream
         assert stream["complete"] and stream["done"] and not stream["error_event"], stream
         assert int(str(stream["events"])) >= 3  # role, content..., finish, [DONE]
+        if name == "neuroroute_full":
+            assert srv.api_key.startswith("sk-nr-")  # a DB-backed key, not the master key
     finally:
         srv.proc.stop()
 
