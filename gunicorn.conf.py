@@ -57,6 +57,9 @@ logconfig_dict = {
         "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
+# Gunicorn's logger, except that it does not build the access-line atoms for the silenced
+# gunicorn.access logger on every request (measured: ~4% of a request's CPU).
+logger_class = "app.logs.GunicornLogger"
 
 # Gunicorn's control socket (for `gunicornc`) defaults to one fixed path per user, which
 # several instances on a host would fight over: opt in with a path of your own.
