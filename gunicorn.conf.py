@@ -102,6 +102,13 @@ def post_fork(server, worker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+        # gevent's sendall makes a getsockopt() syscall per call (i.e. per SSE event written);
+        # see app/gevent_sendall.py. NEUROROUTE_GEVENT_FAST_SENDALL=false keeps gevent's own.
+        if os.environ.get("NEUROROUTE_GEVENT_FAST_SENDALL", "true").lower() not in (
+                "0", "false", "no", "off"):
+            from app.gevent_sendall import patch_gevent_sendall
+
+            patch_gevent_sendall()
 
 
 def post_worker_init(worker):
