@@ -16,7 +16,12 @@ from app.settings import ConfigError, load_settings
 
 # Async workers: one process serves thousands of concurrent (mostly idle, streaming)
 # connections, each in its own greenlet.
-worker_class = "gevent"
+# NEUROROUTE_WORKER_CLASS=gevent_pywsgi (or gevent_wsgi) picks Gunicorn's worker on gevent's
+# own WSGI server instead; `make bench` compares them. Only gevent workers are supported.
+worker_class = os.environ.get("NEUROROUTE_WORKER_CLASS") or "gevent"
+if worker_class not in ("gevent", "gevent_pywsgi", "gevent_wsgi"):
+    raise SystemExit(f"NEUROROUTE_WORKER_CLASS: expected gevent, gevent_pywsgi or gevent_wsgi, "
+                     f"got {worker_class!r}")
 
 # Loopback by default: exposing the gateway is an explicit decision (NEUROROUTE_BIND).
 bind = os.environ.get("NEUROROUTE_BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
