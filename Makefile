@@ -8,7 +8,7 @@ T ?= tests
 DEV_MASTER_KEY := sk-neuroroute-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint fmt typecheck bench bench-quick clean
+.PHONY: help install run migrate test lint fmt typecheck bench bench-quick bench-usage clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ fmt: install ## Format and autofix with ruff
 
 bench: install ## Load-test NeuroRoute vs Flask/FastAPI/aiohttp relays + py-spy profile (~15 min) -> bench/results/
 	$(BIN)/python -m bench.run --profile-app $(BENCH_ARGS)
+
+bench-usage: install ## Latency with usage recording on vs off, side by side (~2 min)
+	$(BIN)/python -m bench.usage_overhead $(BENCH_ARGS)
 
 bench-quick: install ## Reduced load-test subset (< 3 min), same report files
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)

@@ -147,3 +147,7 @@ def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
     gw = app.extensions.get(EXTENSION_KEY)
     if gw is not None:
         gw.sync.flush_last_used()
+        # Usage records of the requests this worker served (in-flight ones have finished by
+        # now: SIGTERM/HUP let them complete within graceful_timeout) are written before exit.
+        if gw.usage.writer is not None:
+            gw.usage.writer.stop(timeout=10.0)

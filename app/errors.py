@@ -119,6 +119,14 @@ class RateLimitError(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class InsufficientQuotaError(GatewayError):
+    """A budget is spent (OpenAI's own shape for an exhausted quota)."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class InternalError(GatewayError):
     status = 500
     type = "server_error"

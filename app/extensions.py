@@ -27,8 +27,11 @@ from app.routing.registry import ModelRegistry
 from app.routing.state import RoutingState
 from app.settings import Deployment, Settings
 from app.sync import RedisAnnouncer, StateSync
+from app.usage import store as usage_store
+from app.usage.budgets import BudgetService
 from app.usage.pricing import PriceTable
 from app.usage.service import UsageService
+from app.usage.writer import UsageWriter
 
 EXTENSION_KEY = "neuroroute"
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class Gateway:
     cache: ResponseCache
     model_lists: ModelListCache
     usage: UsageService
+    budgets: BudgetService
     db: Database
     sync: StateSync
     # Deployments stored through the admin API, as last loaded (the YAML ones are in settings).
@@ -138,6 +142,13 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         state=RoutingState(alpha=routing.latency_ewma_alpha),
         breaker=build_breaker(routing.cooldown, redis_url=settings.redis_url,
                               prefix=settings.redis_namespace))
+    budgets = BudgetService(
+        spend_since=lambda kind, entity, since: usage_store.spend_since(
+            db, kind=kind, entity_id=entity, since=since),
+        entity_budget=lambda kind, entity: usage_store.entity_budget(db, kind, entity),
+        redis_url=settings.redis_url, namespace=settings.redis_namespace,
+        refresh_interval=settings.budget_refresh_interval,
+        soft_ratio=settings.soft_budget_ratio)
     gw = Gateway(
         settings=settings,
         registry=registry,
@@ -149,8 +160,17 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         rate_limits=init_rate_limits(app, settings),
         cache=ResponseCache(app, settings),
         model_lists=ModelListCache(app),
-        usage=UsageService(writer=None, prices=PriceTable(),
-                           deployment=lambda dep_id: _deployment(gw.registry, dep_id)),
+        usage=UsageService(
+            writer=UsageWriter(usage_store.DatabaseUsageSink(db),
+                               max_queue=settings.usage_queue_max,
+                               batch_size=settings.usage_batch_size,
+                               interval=settings.usage_flush_interval)
+            if settings.usage_enabled else None,
+            prices=PriceTable(),
+            deployment=lambda dep_id: _deployment(gw.registry, dep_id),
+            group=lambda name: _group(gw.registry, name),
+            budgets=budgets),
+        budgets=budgets,
         db=db,
         sync=sync,
     )
@@ -167,6 +187,11 @@ def _deployment(registry: ModelRegistry, dep_id: str) -> Deployment | None:
         if provider.deployment.id == dep_id:
             return provider.deployment
     return None
+
+
+def _group(registry: ModelRegistry, name: str) -> list[Deployment]:
+    group = registry.get(name)
+    return [p.deployment for p in group.providers] if group is not None else []
 
 
 def gateway() -> Gateway:

@@ -85,6 +85,7 @@ class RequestRecord:
     route_decision: str | None = None  # the auto router's choice and reason
     content_events: int = 0  # streamed events with content (a token estimate when needed)
     cancelled: bool = False  # the client went away before the stream was complete
+    budget_reservation: Any = None  # app.usage.budgets.Reservation, settled at the end
     finished: bool = False
     on_finish: list[Callable[[RequestRecord], None]] = field(default_factory=list)
 

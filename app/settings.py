@@ -245,6 +245,15 @@ class Settings:
     default_tpm: int | None = None
     auth_failure_limit: str = "20/minute"
     cache_ttl: int = 300
+    # Usage records are written to the database in batches by a background writer.
+    usage_enabled: bool = True
+    usage_queue_max: int = 100_000  # records held while the database is down; then dropped
+    usage_batch_size: int = 500
+    usage_flush_interval: float = 1.0
+    # Budgets: share of max_budget at which a warning is logged; without Redis, how long a
+    # worker trusts its view of the spend in the database (the overshoot bound, see README).
+    soft_budget_ratio: float = 0.8
+    budget_refresh_interval: float = 2.0
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     db_pool_size: int = 10
     db_max_overflow: int = 10
@@ -281,6 +290,12 @@ class Settings:
             "default_tpm": self.default_tpm,
             "auth_failure_limit": self.auth_failure_limit,
             "cache_ttl": self.cache_ttl,
+            "usage_enabled": self.usage_enabled,
+            "usage_queue_max": self.usage_queue_max,
+            "usage_batch_size": self.usage_batch_size,
+            "usage_flush_interval": self.usage_flush_interval,
+            "soft_budget_ratio": self.soft_budget_ratio,
+            "budget_refresh_interval": self.budget_refresh_interval,
             "database_url": redact_url(self.database_url),
             "db_pool_size": self.db_pool_size,
             "db_max_overflow": self.db_max_overflow,
@@ -618,6 +633,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_tpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_TPM"),
         auth_failure_limit=auth_failure_limit,
         cache_ttl=_env_number(env, "NEUROROUTE_CACHE_TTL", 300, int),
+        usage_enabled=_env_bool(env, "NEUROROUTE_USAGE_ENABLED", True),
+        usage_queue_max=_env_number(env, "NEUROROUTE_USAGE_QUEUE_MAX", 100_000, int),
+        usage_batch_size=_env_number(env, "NEUROROUTE_USAGE_BATCH_SIZE", 500, int),
+        usage_flush_interval=_env_number(env, "NEUROROUTE_USAGE_FLUSH_INTERVAL", 1.0, float),
+        soft_budget_ratio=_env_number(env, "NEUROROUTE_SOFT_BUDGET_RATIO", 0.8, float),
+        budget_refresh_interval=_env_number(env, "NEUROROUTE_BUDGET_REFRESH_INTERVAL", 2.0,
+                                            float),
         database_url=_database_url(env),
         db_pool_size=_env_number(env, "NEUROROUTE_DB_POOL_SIZE", 10, int),
         db_max_overflow=_env_number(env, "NEUROROUTE_DB_MAX_OVERFLOW", 10, int, allow_zero=True),

@@ -116,3 +116,18 @@ def running(proc: Proc) -> Iterator[Proc]:
         yield proc
     finally:
         proc.stop()
+
+
+def start_tcp_proxy(tmp: Path, target: str, port: int | None = None) -> Proc:
+    """tests/tcp_proxy.py forwarding a free (or given) local port to ``target``."""
+    port = port or free_port()
+    proc = _spawn([sys.executable, str(ROOT / "tests" / "tcp_proxy.py"), "--port", str(port),
+                   "--target", target], {}, tmp / f"proxy-{port}.log", f"127.0.0.1:{port}")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        time.sleep(0.05)
+    proc.stop()
+    raise RuntimeError(f"tcp proxy did not start: {proc.output()}")

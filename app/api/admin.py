@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, request
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.api.chat import parse_json_object
@@ -80,6 +81,26 @@ def _page(schema: Schema, page: repo.Page) -> dict[str, Any]:
             "last_id": data[-1]["id"] if data else None}
 
 
+def _keys_out(keys: list[Any], schema: Schema | None = None) -> list[dict[str, Any]]:
+    """Key objects with the spend of their current budget period (one query per page)."""
+    from datetime import UTC, datetime
+
+    from app.usage.budgets import period_start
+    from app.usage.store import spend_by_key
+
+    now = datetime.now(UTC)
+    dumped = [dict((schema or _key).dump(key)) for key in keys]
+    if keys:
+        try:
+            spend = spend_by_key(gateway().db, [k.id for k in keys],
+                                 {k.id: period_start(k.budget_period, now) for k in keys})
+        except SQLAlchemyError:  # the usage table is unreachable: say so, do not fail
+            spend = {}
+        for item in dumped:
+            item["spend"] = spend.get(item["id"])
+    return dumped
+
+
 def _no_content() -> Response:
     return Response(status=204)
 
@@ -99,21 +120,25 @@ def create_key() -> tuple[dict[str, Any], int]:
     fields = _body(s.KeyCreateSchema())
     with _change() as session:
         key, plaintext = repo.create_key(session, actor=_actor(), fields=fields)
-    return {**_key_secret.dump(key), "key": plaintext}, 201
+        out = _keys_out([key], _key_secret)[0]
+    return {**out, "key": plaintext}, 201
 
 
 @bp.get("/keys")
 def list_keys() -> dict[str, Any]:
     """A page of keys (never the keys themselves)."""
     with gateway().db.session() as session:
-        return _page(_key, repo.list_keys(session, **_query(s.KeyListQuerySchema())))
+        page = repo.list_keys(session, **_query(s.KeyListQuerySchema()))
+        listing = _page(_key, page)
+        listing["data"] = _keys_out(list(page.items))
+        return listing
 
 
 @bp.get("/keys/<key_id>")
 def get_key(key_id: str) -> dict[str, Any]:
     """One key (404 if unknown)."""
     with gateway().db.session() as session:
-        return dict(_key.dump(repo.get_key(session, key_id)))
+        return _keys_out([repo.get_key(session, key_id)])[0]
 
 
 @bp.patch("/keys/<key_id>")
@@ -122,7 +147,7 @@ def update_key(key_id: str) -> dict[str, Any]:
     changes = _body(s.KeyUpdateSchema(), partial=True)
     with _change() as session:
         key = repo.update_key(session, key_id, actor=_actor(), changes=changes)
-    return dict(_key.dump(key))
+        return _keys_out([key])[0]
 
 
 @bp.post("/keys/<key_id>/revoke")
@@ -130,7 +155,7 @@ def revoke_key(key_id: str) -> dict[str, Any]:
     """Revoke a key for good (idempotent)."""
     with _change() as session:
         key = repo.revoke_key(session, key_id, actor=_actor())
-    return dict(_key.dump(key))
+        return _keys_out([key])[0]
 
 
 @bp.post("/keys/<key_id>/rotate")
@@ -138,7 +163,8 @@ def rotate_key(key_id: str) -> dict[str, Any]:
     """New secret for a key; the response holds it, once."""
     with _change() as session:
         key, plaintext = repo.rotate_key(session, key_id, actor=_actor())
-    return {**_key_secret.dump(key), "key": plaintext}
+        out = _keys_out([key], _key_secret)[0]
+    return {**out, "key": plaintext}
 
 
 # -- users ---------------------------------------------------------------------------------
@@ -290,6 +316,19 @@ def delete_deployment(dep_id: str) -> Response:
     with _change() as session:
         repo.delete_deployment(session, dep_id, actor=_actor())
     return _no_content()
+
+
+# -- usage -------------------------------------------------------------------------------
+
+
+@bp.get("/usage")
+def usage_report() -> dict[str, Any]:
+    """Usage totals (requests, tokens, cost, errors, cache hits), optionally grouped."""
+    from app.usage.store import usage_report as report
+
+    query = _query(s.UsageQuerySchema())
+    group_by = query.pop("group_by", None)
+    return report(gateway().db, group_by=group_by, **query)
 
 
 # -- audit log -----------------------------------------------------------------------------

@@ -73,6 +73,8 @@ def create_chat_completion() -> Response:
     gw = gateway()
     # Gateway-only options (fallbacks off...) leave the body before caching and dispatch.
     body, options = route_options(body, request.headers.get(FALLBACKS_HEADER))
+    # 429 insufficient_quota when a budget of the key, its user or its team is spent.
+    record.budget_reservation = gw.budgets.admit(g.principal, gw.usage.estimate(model, body))
     tpm = gw.rate_limits.tpm_context()
     record.on_finish.append(lambda rec: gw.rate_limits.charge_actual_tokens(rec.usage, tpm))
     lookup = gw.cache.lookup(body, key_id=g.principal.key_id, team_id=g.principal.team_id,

@@ -57,6 +57,7 @@ SCHEMAS = {
     "DeploymentUpdateRequest": admin_schemas.DeploymentUpdateSchema,
     "Deployment": admin_schemas.DeploymentSchema,
     "DeploymentList": admin_schemas.DeploymentListSchema,
+    "UsageReport": admin_schemas.UsageReportSchema,
     "AuditEntry": admin_schemas.AuditEntrySchema,
     "AuditList": admin_schemas.AuditListSchema,
     "RoutingReport": RoutingReportSchema,
@@ -168,6 +169,9 @@ ADMIN_OPERATIONS: dict[str, dict[str, Any]] = {
                   "A deployment with this id exists (in the database or the YAML file)"),
     "admin.delete_deployment": _admin_op("delete", "Delete a stored deployment",
                                          ok=("204", None), path_param="dep_id"),
+    "admin.usage_report": _admin_op("get", "Usage and cost: totals, grouped by day/model/key/"
+                                    "user/team/deployment", ok=("200", "UsageReport"),
+                                    query=admin_schemas.UsageQuerySchema),
     "admin.list_audit": _admin_op("get", "Read the audit log of admin changes",
                                   ok=("200", "AuditList"),
                                   query=admin_schemas.AuditListQuerySchema),

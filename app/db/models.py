@@ -61,6 +61,8 @@ class Team(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True,
                                     default=lambda: new_id("team"))
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    max_budget: Mapped[float | None] = mapped_column(Float)  # USD per budget_period
+    budget_period: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -75,6 +77,8 @@ class User(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16), default="member")
     team_id: Mapped[str | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    max_budget: Mapped[float | None] = mapped_column(Float)  # USD per budget_period
+    budget_period: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -177,3 +181,38 @@ class SyncVersion(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UsageRow(Base):
+    """One chat completion request: tokens, cost and outcome (written in batches)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_key_created", "key_id", "created_at"),
+                      Index("ix_usage_team_created", "team_id", "created_at"),
+                      Index("ix_usage_user_created", "user_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    team_id: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(256), index=True)
+    deployment: Mapped[str | None] = mapped_column(String(256))
+    provider: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)  # USD
+    price_known: Mapped[bool] = mapped_column(Boolean, default=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int | None] = mapped_column(Integer)
+    route: Mapped[str | None] = mapped_column(String(512))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -79,12 +79,13 @@ class ChatStream:
     the client goes away. ``usage`` is filled in when the upstream reports it.
     """
 
-    __slots__ = ("_events", "usage", "completed")
+    __slots__ = ("_events", "usage", "completed", "_on_close")
 
     def __init__(self, events: Iterator[bytes] | None = None) -> None:
         self._events: Iterator[bytes] = events if events is not None else iter(())
         self.usage: Usage | None = None
         self.completed = False  # True once the upstream finished the stream properly
+        self._on_close: list[Callable[[], None]] = []
 
     def attach(self, events: Iterator[bytes]) -> ChatStream:
         """Set the event iterator (for generators that need a reference to this stream)."""
@@ -94,10 +95,17 @@ class ChatStream:
     def __iter__(self) -> Iterator[bytes]:
         return self._events
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the stream is closed, even if it was never iterated (a
+        generator closed before its first item never runs its ``finally``)."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
         close = getattr(self._events, "close", None)
         if close is not None:
             close()
+        for callback in self._on_close:
+            callback()
 
 
 class Provider(ABC):

@@ -177,6 +177,7 @@ class HTTPProvider(Provider):
         except BaseException:
             resp.close()
             raise
+        stream.on_close(resp.close)  # also when closed before the first read
         return stream.attach(self._relay(resp, chunks, events, first))
 
     def _prefetch(self, chunks: Iterator[bytes], events: StreamTranslator) -> bytes:

@@ -138,6 +138,9 @@ class KeySchema(Schema):
     tpm_limit = fields.Integer(allow_none=True)
     max_budget = fields.Float(allow_none=True)
     budget_period = fields.String(allow_none=True)
+    spend = fields.Float(metadata={
+        "description": "USD spent in the current budget period (all time without a period), "
+                       "as recorded so far (usage is written in batches)."})
     expires_at = fields.DateTime(allow_none=True)
     disabled = fields.Boolean(required=True)
     revoked_at = fields.DateTime(allow_none=True)
@@ -174,6 +177,10 @@ class UserUpdateSchema(_Request):
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
     team_id = fields.String(allow_none=True, validate=_ID)
+    max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0), metadata={
+        "description": "USD per budget_period; requests are refused (429 insufficient_quota) "
+                       "once it is spent"})
+    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
 
 
 class UserCreateSchema(UserUpdateSchema):
@@ -187,6 +194,8 @@ class UserSchema(Schema):
     name = fields.String(allow_none=True)
     role = fields.String(required=True, metadata={"enum": list(ROLES)})
     team_id = fields.String(allow_none=True)
+    max_budget = fields.Float(allow_none=True)
+    budget_period = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -196,6 +205,10 @@ UserListSchema = _list_schema(UserSchema, "UserList")
 
 class TeamUpdateSchema(_Request):
     name = fields.String(validate=validate.Length(min=1, max=200))
+    max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0), metadata={
+        "description": "USD per budget_period; requests are refused (429 insufficient_quota) "
+                       "once it is spent"})
+    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
 
 
 class TeamCreateSchema(TeamUpdateSchema):
@@ -206,6 +219,8 @@ class TeamSchema(Schema):
     id = fields.String(required=True)
     object = fields.Constant("team")
     name = fields.String(required=True)
+    max_budget = fields.Float(allow_none=True)
+    budget_period = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
@@ -316,3 +331,41 @@ class AuditEntrySchema(Schema):
 
 
 AuditListSchema = _list_schema(AuditEntrySchema, "AuditList")
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+
+class UsageQuerySchema(_Request):
+    key_id = fields.String(validate=_ID)
+    user_id = fields.String(validate=_ID)
+    team_id = fields.String(validate=_ID)
+    model = fields.String(validate=validate.Length(min=1, max=256))
+    start = fields.AwareDateTime(default_timezone=UTC, metadata={
+        "description": "ISO 8601; records at or after it"})
+    end = fields.AwareDateTime(default_timezone=UTC, metadata={
+        "description": "ISO 8601; records before it"})
+    group_by = fields.String(validate=validate.OneOf(
+        ("day", "model", "key", "user", "team", "deployment")))
+
+
+class UsageTotalsSchema(Schema):
+    requests = fields.Integer(required=True)
+    prompt_tokens = fields.Integer(required=True)
+    completion_tokens = fields.Integer(required=True)
+    total_tokens = fields.Integer(required=True)
+    cost = fields.Float(required=True, metadata={"description": "USD"})
+    errors = fields.Integer(required=True, metadata={"description": "status >= 400"})
+    cache_hits = fields.Integer(required=True)
+
+
+class UsageGroupSchema(UsageTotalsSchema):
+    group = fields.String(allow_none=True, metadata={
+        "description": "the day (YYYY-MM-DD) or the model/key/user/team/deployment id"})
+
+
+class UsageReportSchema(Schema):
+    object = fields.Constant("usage_report")
+    group_by = fields.String(allow_none=True)
+    totals = fields.Nested(UsageTotalsSchema, required=True)
+    groups = fields.List(fields.Nested(UsageGroupSchema), required=True)

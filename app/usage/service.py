@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from app.observability import RequestRecord
 from app.providers.base import Usage
 from app.settings import Deployment
 from app.tokens import estimate_message_tokens
+from app.usage.budgets import BudgetService
 from app.usage.pricing import Price, PriceTable
 from app.usage.writer import UsageRecord, UsageWriter
 
@@ -26,10 +28,28 @@ def price_override(deployment: Deployment) -> Price | None:
 
 class UsageService:
     def __init__(self, *, writer: UsageWriter | None, prices: PriceTable,
-                 deployment: Callable[[str], Deployment | None]) -> None:
+                 deployment: Callable[[str], Deployment | None],
+                 group: Callable[[str], list[Deployment]] | None = None,
+                 budgets: BudgetService | None = None) -> None:
         self.writer = writer
         self.prices = prices
         self.deployment = deployment  # id -> Deployment (the registry can change at runtime)
+        self.group = group  # model name -> its deployments
+        self.budgets = budgets
+
+    def estimate(self, model: str, body: dict[str, Any]) -> float:
+        """An upper estimate of a request's cost, before a deployment is chosen: the prompt
+        estimate plus the requested max tokens at the group's highest prices."""
+        deployments = self.group(model) if self.group else []
+        prices = [p for d in deployments
+                  if (p := self.prices.lookup(d.provider, d.model, price_override(d)))]
+        if not prices:
+            return 0.0
+        completion = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        if not isinstance(completion, int) or isinstance(completion, bool):
+            completion = 0
+        prompt = estimate_message_tokens(body.get("messages"))
+        return max(p.cost(Usage(prompt, completion, prompt + completion)) for p in prices)
 
     def price(self, deployment_id: str | None) -> Price | None:
         dep = self.deployment(deployment_id) if deployment_id else None
@@ -69,6 +89,8 @@ class UsageService:
             status=rec.status, error_code=rec.error_code, stream=rec.stream,
             cache_hit=rec.cache == "hit", cancelled=rec.cancelled, attempts=rec.attempts,
             route=rec.route_decision)
+        if self.budgets is not None:
+            self.budgets.settle(rec.budget_reservation, cost)
         if self.writer is not None:
             self.writer.put(record)
         return record

@@ -99,6 +99,8 @@ class UsageWriter:
                 log.error("usage queue full (%d records): %d records dropped so far",
                           self.max_queue, self.dropped)
             return False
+        if self._thread is None:
+            self.start()  # on first use: an app that never serves starts no writer
         self._queue.append(record)
         QUEUE_DEPTH.inc()
         if len(self._queue) >= self.batch_size:

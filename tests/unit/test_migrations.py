@@ -14,7 +14,7 @@ from app.db.engine import build_engine
 from app.db.models import Base
 
 TABLES = {"users", "teams", "api_keys", "deployments", "audit_log", "sync_versions",
-          "alembic_version"}
+          "usage_records", "alembic_version"}
 
 
 @pytest.fixture

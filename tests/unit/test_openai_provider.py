@@ -198,3 +198,18 @@ def test_usage_is_read_from_the_stream() -> None:
                                                 "total_tokens": 7}})
     _observe_usage(block, stream)
     assert stream.usage is not None and stream.usage.total_tokens == 7
+
+
+@responses.activate
+def test_a_stream_closed_before_its_first_read_releases_the_upstream(settings: Any) -> None:
+    from app.providers.base import ChatRequest
+    from app.providers.openai import OpenAIProvider
+
+    responses.post(URL, body=sse(chunk("a"), chunk(None, "stop")),
+                   content_type="text/event-stream")
+    provider = OpenAIProvider(settings.deployments[1], settings=settings)
+    stream = provider.stream(ChatRequest(chat_body("gpt-test", stream=True), "gpt-test", "r"))
+    upstream = stream._on_close[0].__self__  # the requests.Response behind it
+    assert upstream.raw.closed is False
+    stream.close()  # never iterated: the client went away before the first write
+    assert upstream.raw.closed is True
