@@ -52,6 +52,20 @@ TOKENS = Counter("neuroroute_tokens_total", "Tokens reported by upstreams",
                  ["model", "direction"])
 COST = Counter("neuroroute_cost_usd_total", "Upstream cost of served requests in USD",
                ["model"])
+CACHE = Counter("neuroroute_cache_requests_total", "Chat requests by response-cache result",
+                ["result"])
+REFUSED = Counter("neuroroute_refused_total",
+                  "Requests refused by a rate limit or a budget (429)", ["reason"])
+RETRIES = Counter("neuroroute_upstream_retries_total",
+                  "Upstream attempts beyond the first (retries and fallbacks)", ["model"])
+FALLBACKS = Counter("neuroroute_fallbacks_total", "Requests served by a fallback group",
+                    ["model"])
+DEPLOYMENT_OPEN = Gauge("neuroroute_deployment_cooldown",
+                        "1 while a deployment's circuit breaker is not closed",
+                        ["deployment"], multiprocess_mode="max")
+DEPENDENCY_UP = Gauge("neuroroute_dependency_up",
+                      "1 when a dependency answered at the last scrape (database, redis)",
+                      ["dependency"], multiprocess_mode="min")
 IN_FLIGHT = Gauge("neuroroute_in_flight_requests", "Requests being handled",
                   multiprocess_mode="livesum")
 IN_FLIGHT_STREAMS = Gauge("neuroroute_in_flight_streams", "Streams being relayed",
@@ -146,6 +160,16 @@ class Observer:
             UPSTREAM_SECONDS.labels(deployment).observe(record.upstream_seconds)
         if record.ttft_seconds is not None:
             TTFT_SECONDS.labels(model).observe(record.ttft_seconds)
+        if record.cache is not None:
+            CACHE.labels(record.cache).inc()
+        if record.status == 429 and record.error_code in ("rate_limit_exceeded",
+                                                          "insufficient_quota"):
+            REFUSED.labels("budget" if record.error_code == "insufficient_quota"
+                           else "rate_limit").inc()
+        if record.attempts is not None and record.attempts > 1:
+            RETRIES.labels(model).inc(record.attempts - 1)
+        if record.route_decision and "fallback=" in record.route_decision:
+            FALLBACKS.labels(model).inc()
         if record.usage is not None:
             TOKENS.labels(model, "prompt").inc(record.usage.prompt_tokens)
             TOKENS.labels(model, "completion").inc(record.usage.completion_tokens)
@@ -192,6 +216,14 @@ def access_fields(record: RequestRecord, duration: float) -> dict[str, Any]:
     if record.cache is not None:
         fields["cache"] = record.cache
     return fields
+
+
+def set_state_gauges(*, cooldown: dict[str, bool], dependencies: dict[str, bool]) -> None:
+    """Gauges read from state at scrape time (bounded labels: configured deployments)."""
+    for deployment, cooling in cooldown.items():
+        DEPLOYMENT_OPEN.labels(deployment).set(1 if cooling else 0)
+    for name, up in dependencies.items():
+        DEPENDENCY_UP.labels(name).set(1 if up else 0)
 
 
 def render_metrics(multiprocess_dir: str | None) -> bytes:

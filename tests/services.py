@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,15 +18,23 @@ from tests.procs import Proc, free_port
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
+def require_service(name: str, probe: Callable[[], None]) -> None:
+    """Run ``probe``; if the service is unreachable fail under CI=true, else skip."""
+    try:
+        probe()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach it means "not available"
+        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+        message = (f"{name} is not reachable ({type(exc).__name__}: {first_line}). "
+                   "Integration tests need it; start it or set NEUROROUTE_TEST_POSTGRES_URL / "
+                   "NEUROROUTE_TEST_REDIS_URL.")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+
+
 def require(service: str, host: str, port: int) -> None:
     """Fail (CI=true) or skip (locally) unless something accepts connections at host:port."""
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError as exc:
-        message = f"{service} is not reachable at {host}:{port} ({exc.strerror})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI needs it")
-        pytest.skip(message)
+    require_service(service, lambda: socket.create_connection((host, port), timeout=1).close())
 
 
 def redis_url(db: int = 0) -> str:

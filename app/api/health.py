@@ -12,7 +12,7 @@ from app.db.engine import Database
 from app.db.schema import SchemaNotCurrentError, require_head
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.extensions import gateway
-from app.observability import render_metrics
+from app.observability import render_metrics, set_state_gauges
 
 bp = Blueprint("health", __name__)
 
@@ -83,5 +83,16 @@ def metrics() -> Response:
     elif not ipaddress.ip_address(request.remote_addr or "0.0.0.0").is_loopback:
         raise PermissionDeniedError("Metrics are served to loopback clients only; set "
                                     "NEUROROUTE_METRICS_TOKEN to scrape remotely.")
+    gw = gateway()
+    ids = [p.deployment.id for p in gw.registry.providers()]
+    try:
+        views = gw.dispatcher.breaker.view(ids)
+        cooldown = {dep_id: view.state != "closed" for dep_id, view in views.items()}
+    except Exception:  # noqa: BLE001 - the scrape must not fail on a breaker store hiccup
+        cooldown = {}
+    dependencies = {"database": database_check(gw.db)["status"] == "ok"}
+    if settings.redis_url:
+        dependencies["redis"] = gw.rate_limits.storage_healthy and gw.cache.healthy
+    set_state_gauges(cooldown=cooldown, dependencies=dependencies)
     return Response(render_metrics(settings.metrics_multiproc_dir),
                     mimetype="text/plain; version=0.0.4")

@@ -14,30 +14,18 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.services import require_service
+
 POSTGRES_URL = os.environ.get("NEUROROUTE_TEST_POSTGRES_URL",
                               "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NEUROROUTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def require_service(name: str, probe: Callable[[], None]) -> None:
-    """Run ``probe``; if the service is unreachable fail under CI=true, else skip."""
-    try:
-        probe()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach it means "not available"
-        first_line = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-        message = (f"{name} is not reachable ({type(exc).__name__}: {first_line}). "
-                   "Integration tests need it; start it or set NEUROROUTE_TEST_POSTGRES_URL / "
-                   "NEUROROUTE_TEST_REDIS_URL.")
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {message}", pytrace=False)
-        pytest.skip(message)
 
 
 def _probe_postgres() -> None:

@@ -117,3 +117,21 @@ def test_trusted_proxy_hops(make_settings: Any, access_lines: list[Any], hops: i
         pass
     line = next(r for r in access_lines if getattr(r, "request_id", None) == f"hop-{hops}")
     assert line.client_ip == expected
+
+
+def test_cache_refusal_and_dependency_series(make_settings: Any) -> None:
+    models = [{"name": "c", "provider": "mock", "model": "c", "cache": {}}]
+    client = create_app(make_settings(models, NEUROROUTE_DEFAULT_RPM="1")).test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    for _ in range(2):
+        with client.post("/v1/chat/completions", json=chat_body("c"), headers=AUTH):
+            pass
+    after = client.get("/metrics").get_data(as_text=True)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric_value(after, name, **labels) - metric_value(before, name, **labels)
+
+    assert delta("neuroroute_cache_requests_total", result="miss") == 1
+    assert delta("neuroroute_refused_total", reason="rate_limit") == 1
+    assert metric_value(after, "neuroroute_dependency_up", dependency="database") == 1
+    assert metric_value(after, "neuroroute_deployment_cooldown", deployment="c#0") == 0
