@@ -112,6 +112,16 @@ class RateLimits:
         def per_minute(limit: int | None) -> str:
             return f"{limit if limit is not None else UNLIMITED}/minute"
 
+        @self.limiter.request_filter
+        def _nothing_to_limit() -> bool:
+            # Skip every limit evaluation (about 13% of a request's CPU in the S1 profile)
+            # when none can apply: no key guessing to count and no RPM/TPM for this caller.
+            if _is_guess():
+                return False
+            if g.get("principal") is None:
+                return True
+            return rpm() is None and tpm() is None
+
         self.rpm_limit = self.limiter.limit(lambda: per_minute(rpm()), key_func=_principal_key,
                                             exempt_when=lambda: rpm() is None, scope="requests")
         self.tpm_limit = self.limiter.limit(lambda: per_minute(tpm()), key_func=_principal_key,
