@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,21 +14,36 @@ from app.db.engine import Database
 from app.db.models import UsageRow
 from app.usage.writer import UsageRecord
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(UsageRecord))
+
+
+def _row(record: UsageRecord) -> dict[str, Any]:
+    # Plain attribute reads: dataclasses.asdict deep-copies and costs several times more, on
+    # the same core as the requests.
+    row = {name: getattr(record, name) for name in _FIELDS}
+    row["created_at"] = datetime.fromtimestamp(record.created_at, UTC)
+    return row
+
 
 class DatabaseUsageSink:
-    """Writes a batch in one transaction with one multi-row INSERT."""
+    """Writes a batch in one transaction, in multi-row INSERTs of ``chunk`` rows.
 
-    def __init__(self, db: Database) -> None:
+    Between chunks the writer yields (``time.sleep(0)`` is a gevent yield in the workers), so
+    turning a large batch into rows never holds the event loop long enough to show in the
+    requests' latency.
+    """
+
+    def __init__(self, db: Database, *, chunk: int = 100) -> None:
         self.db = db
+        self.chunk = chunk
 
     def write(self, records: Sequence[UsageRecord]) -> None:
-        rows = []
-        for record in records:
-            row = dataclasses.asdict(record)
-            row["created_at"] = datetime.fromtimestamp(record.created_at, UTC)
-            rows.append(row)
         with self.db.session() as session:  # commits on success, rolls back on failure
-            session.execute(insert(UsageRow), rows)
+            for start in range(0, len(records), self.chunk):
+                if start:
+                    time.sleep(0)
+                session.execute(insert(UsageRow),
+                                [_row(r) for r in records[start:start + self.chunk]])
 
 
 GROUPS = {"day": None, "model": UsageRow.model, "key": UsageRow.key_id,
