@@ -177,6 +177,23 @@ ADMIN_OPERATIONS: dict[str, dict[str, Any]] = {
                                   query=admin_schemas.AuditListQuerySchema),
 }
 
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+CHAT_HEADERS: dict[str, Any] = {
+    "X-Request-ID": _header("The caller's id, or a new one; also sent upstream"),
+    "x-neuroroute-cache": _header("Response cache: hit | miss | skip"),
+    "x-neuroroute-cost": _header("Cost in USD (non-stream), or `unknown` without a price"),
+    "x-neuroroute-overhead-ms": _header("The gateway's own time before the answer started"),
+    "x-ratelimit-limit-requests": _header("Requests per minute of the key (when limited)"),
+    "x-ratelimit-remaining-requests": _header("Requests left in the window"),
+    "x-ratelimit-reset-requests": _header("Time until the window resets, e.g. `12.5s`"),
+    "x-ratelimit-limit-tokens": _header("Tokens per minute of the key (when limited)"),
+    "x-ratelimit-remaining-tokens": _header("Tokens left in the window"),
+    "x-ratelimit-reset-tokens": _header("Time until the window resets"),
+}
+
 OPERATIONS: dict[str, dict[str, Any]] = {
     "chat.create_chat_completion": {"post": {
         "tags": ["chat"],
@@ -193,15 +210,24 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                         "schema": {"type": "string", "enum": ["on", "off"]},
                         "description": "`off` disables fallback groups for this request "
                                        "(same as body field `neuroroute: {fallbacks: false}`, "
-                                       "which is not sent upstream)."}],
+                                       "which is not sent upstream)."},
+                       {"in": "header", "name": "Cache-Control", "required": False,
+                        "schema": {"type": "string", "enum": ["no-cache", "no-store"]},
+                        "description": "`no-cache`: do not answer from the response cache "
+                                       "(the fresh answer is stored); `no-store`: bypass it."}],
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": "ChatCompletionRequest"}}},
         "responses": {
             "200": {"description": "The completion, or a stream of chunks",
-                    "headers": ROUTING_HEADERS,
+                    "headers": {**ROUTING_HEADERS, **CHAT_HEADERS},
                     "content": {"application/json": {"schema": "ChatCompletion"},
                                 "text/event-stream": {"schema": "ChatCompletionChunk"}}},
-            "429": _error("Every deployment is at its rpm/tpm limit, or the upstream's 429"),
+            "429": {**_error("The key's rate limit (`rate_limit_exceeded`, with Retry-After and "
+                             "x-ratelimit-* headers), a spent budget (`insufficient_quota`), "
+                             "every deployment at its rpm/tpm capacity, or the upstream's 429"),
+                    "headers": {"Retry-After": _header("Seconds to wait", "integer"),
+                                **{k: v for k, v in CHAT_HEADERS.items()
+                                   if k.startswith("x-ratelimit")}}},
             "503": _error("No deployment available, or the upstream's 503"),
             "400": _error("Invalid JSON or invalid field (`param` names it)"),
             **COMMON_ERRORS,

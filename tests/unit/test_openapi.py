@@ -53,3 +53,13 @@ def test_swagger_ui_is_served_offline(client: FlaskClient) -> None:
             assert resp.status_code == 200 and len(resp.data) > 50, asset
     with client.get("/docs/../../etc/passwd") as resp:
         assert resp.status_code == 404
+
+
+def test_chat_documents_its_headers_and_429(client: FlaskClient) -> None:
+    op = client.get("/openapi.json").get_json()["paths"]["/v1/chat/completions"]["post"]
+    headers = op["responses"]["200"]["headers"]
+    for name in ("x-ratelimit-remaining-requests", "x-ratelimit-reset-tokens",
+                 "x-neuroroute-cache", "x-neuroroute-cost", "x-neuroroute-deployment"):
+        assert name in headers, name
+    assert "Retry-After" in op["responses"]["429"]["headers"]
+    assert {p["name"] for p in op["parameters"]} >= {"Cache-Control", "x-neuroroute-fallbacks"}
