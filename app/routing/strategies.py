@@ -8,6 +8,7 @@ weights, which keeps the weights meaningful for every strategy.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -46,15 +47,15 @@ class WeightedRandom:
         return self.rng.choices(candidates, weights=weights, k=1)[0]
 
 
-class _Ranked:
+class _Ranked(ABC):
     """Pick the lowest ``key``; ties go to WeightedRandom."""
 
     def __init__(self, rng: random.Random) -> None:
         self.tie_break = WeightedRandom(rng)
 
+    @abstractmethod
     def key(self, provider: Provider, ctx: PickContext) -> float:
         """The ranking value of ``provider`` for this request: lower is better."""
-        raise NotImplementedError
 
     def pick(self, candidates: Sequence[Provider], ctx: PickContext) -> Provider:
         keys = [self.key(p, ctx) for p in candidates]
