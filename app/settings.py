@@ -378,16 +378,6 @@ def _env_number(env: Mapping[str, str], name: str, default: float, kind: type, *
     return value
 
 
-def _env_count(env: Mapping[str, str], name: str, default: int) -> int:
-    """A non-negative integer (0 allowed, unlike _env_number)."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.strip().isdigit():
-        raise ConfigError(f"{name}: expected a whole number >= 0, got {raw!r}")
-    return int(raw)
-
-
 def _env_optional_count(env: Mapping[str, str], name: str) -> int | None:
     """A positive whole number, or None when unset (no limit)."""
     if not env.get(name):
@@ -626,7 +616,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         access_log=_env_bool(env, "NEUROROUTE_ACCESS_LOG", True),
         metrics_token=env.get("NEUROROUTE_METRICS_TOKEN") or None,
         metrics_multiproc_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
-        trusted_proxy_hops=_env_count(env, "NEUROROUTE_TRUSTED_PROXY_HOPS", 0),
+        trusted_proxy_hops=_env_number(env, "NEUROROUTE_TRUSTED_PROXY_HOPS", 0, int,
+                                       allow_zero=True),
         redis_namespace=env.get("NEUROROUTE_REDIS_NAMESPACE") or "neuroroute",
         ratelimit_strategy=strategy,
         default_rpm=_env_optional_count(env, "NEUROROUTE_DEFAULT_RPM"),
