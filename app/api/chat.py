@@ -12,7 +12,7 @@ from app.cache import HIT, MISS, replay_as_stream
 from app.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaTypeError
 from app.extensions import gateway
 from app.observability import RequestRecord
-from app.providers.base import ChatRequest
+from app.providers.base import ChatRequest, ChatResult
 from app.routing.dispatch import FALLBACKS_HEADER, route_options
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_HEADERS, SSE_MIMETYPE
@@ -80,12 +80,13 @@ def create_chat_completion() -> Response:
     lookup = gw.cache.lookup(body, key_id=g.principal.key_id, team_id=g.principal.team_id,
                              cache_control=request.headers.get("Cache-Control", ""))
     record.cache = lookup.status
+    chat_request = ChatRequest(body=body, model=model, request_id=g.request_id)
     if lookup.status == HIT and lookup.result is not None:
-        return _cached_response(record, lookup.result, lookup.deployment or "cache")
+        return _cached_response(record, chat_request, lookup.result,
+                                lookup.deployment or "cache")
 
     dispatched = time.perf_counter()
-    outcome = gw.dispatcher.chat(ChatRequest(body=body, model=model, request_id=g.request_id),
-                                 options)
+    outcome = gw.dispatcher.chat(chat_request, options)
     record.upstream_seconds = time.perf_counter() - dispatched
     record.deployment = outcome.deployment.id
     record.attempts = outcome.attempts
@@ -110,7 +111,8 @@ def create_chat_completion() -> Response:
                     mimetype="application/json", headers=headers)
 
 
-def _cached_response(record: RequestRecord, result: Any, deployment: str) -> Response:
+def _cached_response(record: RequestRecord, chat_request: ChatRequest, result: ChatResult,
+                     deployment: str) -> Response:
     """Answer from the cache: the stored bytes, or a stream replayed from them."""
     record.deployment = deployment
     record.attempts = 0
@@ -119,8 +121,7 @@ def _cached_response(record: RequestRecord, result: Any, deployment: str) -> Res
                "x-neuroroute-overhead-ms":
                    f"{(time.perf_counter() - record.started) * 1000:.3f}"}
     if record.stream:
-        include_usage = ChatRequest(body=g.chat_body, model="", request_id="").include_usage
-        stream = replay_as_stream(result, include_usage=include_usage)
+        stream = replay_as_stream(result, include_usage=chat_request.include_usage)
         return Response(gateway().observer.instrument_stream(record, stream), status=200,
                         mimetype=SSE_MIMETYPE, headers={**SSE_HEADERS, **headers})
     record.usage = result.usage
