@@ -161,13 +161,13 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
         cache=ResponseCache(app, settings),
         model_lists=ModelListCache(app),
         usage=UsageService(
-            writer=UsageWriter(usage_store.DatabaseUsageSink(db),
+            writer=UsageWriter(usage_store.usage_sink(db),
                                max_queue=settings.usage_queue_max,
                                batch_size=settings.usage_batch_size,
                                interval=settings.usage_flush_interval)
             if settings.usage_enabled else None,
             prices=PriceTable(),
-            deployment=lambda dep_id: _deployment(gw.registry, dep_id),
+            deployment=lambda dep_id: gw.registry.deployment(dep_id),
             group=lambda name: _group(gw.registry, name),
             budgets=budgets),
         budgets=budgets,
@@ -180,13 +180,6 @@ def init_gateway(app: Flask, settings: Settings) -> Gateway:
     sync.refresh()
     app.extensions[EXTENSION_KEY] = gw
     return gw
-
-
-def _deployment(registry: ModelRegistry, dep_id: str) -> Deployment | None:
-    for provider in registry.providers():
-        if provider.deployment.id == dep_id:
-            return provider.deployment
-    return None
 
 
 def _group(registry: ModelRegistry, name: str) -> list[Deployment]:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.providers.base import Provider
+from app.settings import Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class ModelRegistry:
             )
             for name, members in grouped.items()
         }
+        # Deployment id -> deployment: usage accounting looks one up per request.
+        self._by_id = {p.deployment.id: p.deployment
+                       for g in self._groups.values() for p in g.providers}
         self._rng = rng or random.Random()
 
     def names(self) -> list[str]:
@@ -47,6 +51,9 @@ class ModelRegistry:
 
     def get(self, name: str) -> ModelGroup | None:
         return self._groups.get(name)
+
+    def deployment(self, deployment_id: str) -> Deployment | None:
+        return self._by_id.get(deployment_id)
 
     def groups(self) -> list[ModelGroup]:
         return list(self._groups.values())

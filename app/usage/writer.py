@@ -1,11 +1,14 @@
 """Usage records and the bounded queue a background writer drains into the database.
 
-The request path only appends to an in-process deque (no lock, no I/O). A writer thread
-(a greenlet under the gevent worker, whose ``threading`` is patched) takes batches and hands
-them to a sink. When the sink fails (database down) the batch goes back to the front of the
-queue and the writer retries with backoff, so records are written once the database is back.
-The queue is bounded: past ``max_queue`` new records are dropped, counted in metrics and
-logged, never silently. ``flush()`` drains the queue at shutdown (SIGTERM, reload).
+The request path only appends to an in-process deque (no lock, no I/O, no metric update). A
+writer thread (a greenlet under the gevent worker, whose ``threading`` is patched) takes
+batches and hands them to a sink. When the sink fails because the database is unreachable,
+the batch goes back to the front of the queue and the writer retries with backoff, so records
+are written once the database is back. When the database refuses the data itself (a value it
+cannot store), retrying would block the queue forever: the batch is split until the refused
+record is alone, and that one record is dropped, counted and logged. The queue is bounded:
+past ``max_queue`` new records are dropped, counted in metrics and logged, never silently.
+``flush()`` drains the queue at shutdown (SIGTERM, reload).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ QUEUE_DEPTH = Gauge("neuroroute_usage_queue_depth", "Usage records waiting to be
 DROPPED = Counter("neuroroute_usage_dropped_total",
                   "Usage records dropped because the queue was full")
 WRITTEN = Counter("neuroroute_usage_written_total", "Usage records written to the database")
+REJECTED = Counter("neuroroute_usage_rejected_total",
+                   "Usage records the database refused as data (dropped after isolating them)")
 WRITE_FAILURES = Counter("neuroroute_usage_write_failures_total",
                          "Failed attempts to write a batch of usage records")
 DB_UP = Gauge("neuroroute_database_up", "1 when the last usage write succeeded",
@@ -67,6 +72,9 @@ class UsageSink(Protocol):
     def write(self, records: Sequence[UsageRecord]) -> None:
         """Persist ``records`` atomically; raise on failure (they will be retried)."""
 
+    def rejects(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the database refused the data (retrying cannot help)."""
+
 
 class UsageWriter:
     def __init__(self, sink: UsageSink, *, max_queue: int = 100_000, batch_size: int = 500,
@@ -102,7 +110,6 @@ class UsageWriter:
         if self._thread is None:
             self.start()  # on first use: an app that never serves starts no writer
         self._queue.append(record)
-        QUEUE_DEPTH.inc()
         if len(self._queue) >= self.batch_size:
             self._wake.set()
         return True
@@ -112,26 +119,44 @@ class UsageWriter:
             self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
             self._thread.start()
 
-    def _take(self) -> list[UsageRecord]:
+    def _take(self, limit: int) -> list[UsageRecord]:
         batch: list[UsageRecord] = []
-        while self._queue and len(batch) < self.batch_size:
+        while self._queue and len(batch) < limit:
             batch.append(self._queue.popleft())
         return batch
 
     def _write(self, batch: list[UsageRecord]) -> bool:
-        try:
-            self.sink.write(batch)
-        except Exception as exc:  # noqa: BLE001 - any failure: keep the records, retry later
-            self._queue.extendleft(reversed(batch))
-            WRITE_FAILURES.inc()
-            DB_UP.set(0)
-            if self.healthy:
-                log.warning("usage write failed, keeping %d queued records: %s",
-                            len(self._queue), type(exc).__name__)
-            self.healthy = False
-            return False
-        QUEUE_DEPTH.dec(len(batch))
-        WRITTEN.inc(len(batch))
+        """Write ``batch``. When the database refuses its data, halve it until each refused
+        record is alone: the others are written, that one is dropped (logged and counted).
+        When the database cannot be reached, what is not written yet goes back to the front
+        of the queue, in order, and False is returned."""
+        pending: list[list[UsageRecord]] = [batch]
+        while pending:
+            part = pending.pop()
+            try:
+                self.sink.write(part)
+            except Exception as exc:  # noqa: BLE001 - sorted below: refused data or outage
+                if self.sink.rejects(exc):
+                    if len(part) == 1:
+                        REJECTED.inc()
+                        log.error("usage record %s refused by the database, dropped: %s",
+                                  part[0].request_id, exc)
+                    else:
+                        middle = len(part) // 2
+                        pending += [part[middle:], part[:middle]]  # first half first
+                    continue
+                unwritten = [r for chunk in (part, *reversed(pending)) for r in chunk]
+                self._queue.extendleft(reversed(unwritten))
+                QUEUE_DEPTH.set(len(self._queue))
+                WRITE_FAILURES.inc()
+                DB_UP.set(0)
+                if self.healthy:
+                    log.warning("usage write failed, keeping %d queued records: %s",
+                                len(self._queue), type(exc).__name__)
+                self.healthy = False
+                return False
+            WRITTEN.inc(len(part))
+        QUEUE_DEPTH.set(len(self._queue))
         DB_UP.set(1)
         if not self.healthy:
             log.info("usage writes recovered")
@@ -139,10 +164,19 @@ class UsageWriter:
         return True
 
     def write_pending(self) -> bool:
-        """Write everything queued now, batch by batch; False when a write failed."""
+        """Write the records queued when called, batch by batch; False when a write failed.
+
+        Records that arrive during the writes wait for the next round. Chasing them would
+        turn steady traffic into a stream of one- or two-record transactions (a write yields
+        to the requests, which queue a record or two meanwhile): the per-transaction cost,
+        paid per record, is what made recording expensive on PostgreSQL.
+        """
         with self._write_lock:
-            while self._queue:
-                if not self._write(self._take()):
+            remaining = len(self._queue)
+            while remaining > 0 and self._queue:
+                batch = self._take(min(remaining, self.batch_size))
+                remaining -= len(batch)
+                if not self._write(batch):
                     return False
         return True
 

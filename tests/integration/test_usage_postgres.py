@@ -1,5 +1,7 @@
 """Usage accounting end to end on PostgreSQL: exact rows under concurrency across 2 workers,
-a database outage, budgets across workers through Redis, and the flush at SIGTERM."""
+a database outage, budgets across workers through Redis, and the flush at SIGTERM. The
+exactness and SIGTERM tests also run on the embedded SQLite file (the default database),
+whose sink writes from a native thread beside the gevent loop."""
 
 from __future__ import annotations
 
@@ -36,6 +38,15 @@ TOKENS = 12
 def upstream(tmp_path: Path) -> Iterator[Proc]:
     with running(start_mock_upstream(tmp_path)) as proc:
         yield proc
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def usage_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of a gateway under test: SQLite file or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'usage.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
 
 
 def models(upstream: Proc) -> list[dict[str, Any]]:
@@ -101,13 +112,13 @@ async def mixed_load(url: str, key: str, count: int) -> dict[str, str]:
     return kinds
 
 
-def test_exactly_one_row_per_request_across_two_workers(pg_url: str, upstream: Proc,
+def test_exactly_one_row_per_request_across_two_workers(usage_db: str, upstream: Proc,
                                                         tmp_path: Path) -> None:
-    env = {"NEUROROUTE_DATABASE_URL": pg_url, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "0.2"}
+    env = {"NEUROROUTE_DATABASE_URL": usage_db, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "0.2"}
     with running(start_gateway(tmp_path, models(upstream), workers=2, env=env)) as gw:
         key = new_key(gw)
         kinds = asyncio.run(mixed_load(gw.url, key["key"], 60))
-        found = wait_rows(pg_url, 60)
+        found = wait_rows(usage_db, 60)
     assert len(found) == 60  # exactly: none lost, none twice
     by_id = {row.request_id: row for row in found}
     assert set(by_id) == set(kinds)
@@ -198,9 +209,9 @@ async def burst(url: str, key: str, count: int) -> list[tuple[int, str]]:
         return await asyncio.gather(*(one(session, i) for i in range(count)))
 
 
-def test_sigterm_writes_queued_usage(pg_url: str, upstream: Proc, tmp_path: Path) -> None:
+def test_sigterm_writes_queued_usage(usage_db: str, upstream: Proc, tmp_path: Path) -> None:
     # A flush interval far longer than the test: only the shutdown flush can write them.
-    env = {"NEUROROUTE_DATABASE_URL": pg_url, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "300"}
+    env = {"NEUROROUTE_DATABASE_URL": usage_db, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "300"}
     gw = start_gateway(tmp_path, models(upstream), env=env)
     with running(gw):
         key = new_key(gw)
@@ -208,9 +219,9 @@ def test_sigterm_writes_queued_usage(pg_url: str, upstream: Proc, tmp_path: Path
             assert requests.post(f"{gw.url}/v1/chat/completions", timeout=10, headers={
                 "Authorization": f"Bearer {key['key']}"}, json={
                 "model": "up", "messages": [{"role": "user", "content": "x"}]}).ok
-        assert usage_rows(pg_url) == []
+        assert usage_rows(usage_db) == []
         assert gw.stop(signal.SIGTERM) == 0
-    assert len(usage_rows(pg_url)) == 15
+    assert len(usage_rows(usage_db)) == 15
 
 
 def test_usage_table_sums_match_admin_report(pg_url: str, upstream: Proc,

@@ -36,6 +36,9 @@ class ListSink:
             raise ConnectionError("database is down")
         self.rows.extend(records)
 
+    def rejects(self, exc: BaseException) -> bool:
+        return isinstance(exc, ValueError)
+
 
 @pytest.fixture
 def sink_client(make_settings: Any) -> tuple[FlaskClient, ListSink]:
@@ -244,3 +247,80 @@ def test_concurrent_producers_lose_nothing() -> None:
         t.join()
     assert writer.stop(timeout=5)
     assert len(sink.rows) == 4000 and len({r.request_id for r in sink.rows}) == 4000
+
+
+class PickySink(ListSink):
+    """Refuses (ValueError) any batch holding a record named "bad"; can go down mid-way."""
+
+    def __init__(self, down_after: int | None = None) -> None:
+        super().__init__()
+        self.down_after = down_after  # the database goes away after this many good writes
+
+    def write(self, records: Sequence[UsageRecord]) -> None:
+        if self.down_after is not None and self.calls >= self.down_after:
+            self.calls += 1
+            raise ConnectionError("database is down")
+        if any(r.request_id == "bad" for r in records):
+            self.calls += 1
+            raise ValueError("value too long")
+        super().write(records)
+
+
+def test_a_refused_record_is_isolated_and_dropped_the_rest_is_written_in_order() -> None:
+    sink = PickySink()
+    writer = UsageWriter(sink, batch_size=100)
+    ids = [f"r{i}" for i in range(5)] + ["bad"] + [f"r{i}" for i in range(5, 9)]
+    for rid in ids:
+        rec = record(0)
+        rec.request_id = rid
+        writer.put(rec)
+    assert writer.write_pending() is True
+    assert [r.request_id for r in sink.rows] == [i for i in ids if i != "bad"]
+    assert len(writer) == 0 and writer.healthy
+
+
+def test_an_outage_while_isolating_requeues_only_what_was_not_written() -> None:
+    sink = PickySink(down_after=3)  # refused whole, first half written, then down
+    writer = UsageWriter(sink, batch_size=100)
+    ids = [f"r{i}" for i in range(4)] + ["bad"] + [f"r{i}" for i in range(4, 8)]
+    for rid in ids:
+        rec = record(0)
+        rec.request_id = rid
+        writer.put(rec)
+    assert writer.write_pending() is False and writer.healthy is False
+    written_first = [r.request_id for r in sink.rows]
+    assert written_first and written_first == ids[:len(written_first)]
+    queued = [r.request_id for r in writer._queue]
+    assert queued == ids[len(written_first):]  # nothing lost, nothing twice, in order
+    sink.down_after = None
+    assert writer.write_pending() is True
+    assert [r.request_id for r in sink.rows] == [i for i in ids if i != "bad"]
+
+
+class ArrivalsSink(ListSink):
+    """Each write lets requests queue more records meanwhile, as a yielding write does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer: UsageWriter | None = None
+        self.batches: list[int] = []
+
+    def write(self, records: Sequence[UsageRecord]) -> None:
+        self.batches.append(len(records))
+        for i in range(2 if self.writer is not None else 0):
+            self.writer.put(record(1000 + len(self.batches) * 10 + i))
+        super().write(records)
+
+
+def test_a_round_writes_what_was_queued_and_leaves_new_arrivals_for_the_next() -> None:
+    sink = ArrivalsSink()
+    writer = UsageWriter(sink, batch_size=100)
+    sink.writer = writer
+    for i in range(250):
+        writer.put(record(i))
+    assert writer.write_pending() is True
+    # 250 queued: batches of 100, 100, 50, and not a tail of 2-record transactions.
+    assert sink.batches == [100, 100, 50]
+    assert len(writer) == 6  # what arrived meanwhile waits for the next round
+    sink.writer = None  # traffic stops; the shutdown flush drains everything
+    assert writer.flush(timeout=2) is True and len(writer) == 0 and len(sink.rows) == 256
