@@ -93,6 +93,7 @@ class RequestRecord:
     upstream_seconds: float | None = None
     ttft_seconds: float | None = None
     usage: Usage | None = None
+    cost: tuple[float, bool] | None = None  # (USD, price known) of ``usage``, once computed
     status: int = 0
     error_code: str | None = None
     cache: str | None = None  # hit | miss | skip for chat completions

@@ -104,6 +104,7 @@ def create_chat_completion() -> Response:
     assert outcome.result is not None
     record.usage = outcome.result.usage
     cost, known = gw.usage.cost(outcome.deployment.id, record.usage)
+    record.cost = (cost, known)  # the usage record reuses it
     headers["x-neuroroute-cost"] = f"{cost:.8f}" if known else "unknown"
     if lookup.status == MISS:
         gw.cache.store(lookup, outcome.result, outcome.deployment.id)

@@ -72,6 +72,8 @@ class UsageService:
                           estimated=True)
         if rec.cache == "hit":
             cost, known = 0.0, True  # served from the cache: no upstream spend
+        elif rec.cost is not None and rec.usage is not None:
+            cost, known = rec.cost  # computed for the x-neuroroute-cost header already
         else:
             cost, known = self.cost(rec.deployment, usage)
         dep = self.deployment(rec.deployment) if rec.deployment else None
