@@ -46,8 +46,9 @@ fmt: install ## Format and autofix with ruff
 bench: install ## Load-test NeuroRoute vs Flask/FastAPI/aiohttp relays + py-spy profile (~15 min) -> bench/results/
 	$(BIN)/python -m bench.run --profile-app $(BENCH_ARGS)
 
-bench-usage: install ## Latency with usage recording on vs off, side by side (~2 min)
+bench-usage: install ## Usage recording on vs off, side by side, and CPU per record of each sink (~5 min)
 	$(BIN)/python -m bench.usage_overhead $(BENCH_ARGS)
+	$(BIN)/python -m bench.usage_sinks
 
 bench-quick: install ## Reduced load-test subset (< 3 min), same report files
 	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)

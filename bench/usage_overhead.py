@@ -1,11 +1,15 @@
 """Latency of a request with usage recording on versus off, side by side in one run.
 
-    .venv/bin/python -m bench.usage_overhead [--seconds 6] [--rounds 3]
+    .venv/bin/python -m bench.usage_overhead [--seconds 2] [--rounds 16]
 
-One gateway process (1 gevent worker, pinned to core 0) per setting, the mock upstream and
-wrk on core 1, the same config, database and key (the master key); 1 connection and 0 ms
-upstream (the S2 shape: latency, not throughput). Rounds alternate on/off so drift hits
-both; the report gives each round and the median of the p50/p99 ratios. Databases: the
+Two gateways (1 gevent worker each, both pinned to core 0), one per setting, with the same
+config, database and key (the master key); the mock upstream and wrk on core 1; 1 connection
+and 0 ms upstream (the S2 shape: latency, not throughput). Both stay up and take turns in
+short runs, the order alternating every round, so drift on the machine hits both. The report
+gives each run and the median over rounds of the on/off ratios of p50, p99 and CPU per
+request: the gateway's own (all its processes) and the database server's (PostgreSQL's
+processes, read from /proc; it shares this machine's two cores). CPU is read after the
+writer's next flush, so the records of the measured requests are paid for. Databases: the
 embedded SQLite file, and PostgreSQL when it answers at 127.0.0.1:5432 (schema of its own,
 dropped afterwards). Writes ``bench/results/usage-overhead.json`` and ``.md``.
 """
@@ -23,13 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.procs import Proc, free_port, install_cleanup
+from bench.procs import Proc, _cpu, free_port, install_cleanup
 from bench.servers import BIN, LOADGEN_CORE, MODEL, ROOT, VARIANT_CORE, start_mock
 from bench.wrk import run_wrk
 
 MASTER = "sk-bench-usage-master"
 RESULTS = ROOT / "bench" / "results"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+FLUSH_WAIT = 1.3  # seconds: longer than the usage writer's flush interval (1 s default)
 
 
 def _postgres_schema() -> tuple[str, str] | None:
@@ -60,6 +65,19 @@ def _drop_schema(schema: str) -> None:
     engine.dispose()
 
 
+def _postgres_cpu() -> float:
+    """CPU seconds used so far by the local PostgreSQL server's processes."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
 def _gateway(workdir: Path, upstream: str, database_url: str, usage: bool) -> tuple[Proc, int]:
     port = free_port()
     cfg = workdir / "models.yaml"
@@ -82,55 +100,80 @@ def measure(database: str, database_url: str, upstream: str, seconds: float,
     from app.db.schema import upgrade
 
     upgrade(database_url)
+    db_cpu = _postgres_cpu if database == "postgresql" else (lambda: 0.0)
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}]}
     runs: list[dict[str, Any]] = []
-    for round_no in range(rounds):
-        for usage in (True, False) if round_no % 2 == 0 else (False, True):
-            workdir = Path(tempfile.mkdtemp(prefix="bench-usage-"))
-            proc, port = _gateway(workdir, upstream, database_url, usage)
-            try:
-                url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                run_wrk(url, body, connections=1, duration=1, key=MASTER,
-                        core=LOADGEN_CORE)  # warm-up
+    # Both gateways run for the whole measurement (same core, started once) and take turns,
+    # in short alternating runs: drift on the machine hits both alike.
+    gateways: dict[bool, tuple[Proc, str]] = {}
+    try:
+        for usage in (True, False):
+            proc, port = _gateway(Path(tempfile.mkdtemp(prefix="bench-usage-")), upstream,
+                                  database_url, usage)
+            gateways[usage] = (proc, f"http://127.0.0.1:{port}/v1/chat/completions")
+            run_wrk(gateways[usage][1], body, connections=1, duration=1, key=MASTER,
+                    core=LOADGEN_CORE)  # warm-up: connections, caches, the first batch
+        time.sleep(FLUSH_WAIT)
+        for round_no in range(rounds):
+            for usage in (True, False) if round_no % 2 == 0 else (False, True):
+                proc, url = gateways[usage]
+                cpu0, db0 = proc.cpu_seconds(), db_cpu()
                 result = run_wrk(url, body, connections=1, duration=seconds, key=MASTER,
                                  core=LOADGEN_CORE)
-            finally:
-                proc.stop()
-            runs.append({"round": round_no, "usage": usage,
-                         **{k: result[k] for k in ("requests", "rps", "p50_ms", "p99_ms",
-                                                   "errors")}})
+                # The records of these requests are written (and paid for) before the next
+                # run starts, so no write lands in the other gateway's measurement.
+                time.sleep(FLUSH_WAIT)
+                gw_cpu, server_cpu = proc.cpu_seconds() - cpu0, db_cpu() - db0
+                requests = max(1, result["requests"])
+                runs.append({"round": round_no, "usage": usage,
+                             **{k: result[k] for k in ("requests", "rps", "p50_ms", "p99_ms",
+                                                       "errors")},
+                             "gateway_cpu_us": gw_cpu / requests * 1e6,
+                             "db_cpu_us": server_cpu / requests * 1e6})
+    finally:
+        for proc, _url in gateways.values():
+            proc.stop()
     ratios = []
     for round_no in range(rounds):
         on = next(r for r in runs if r["round"] == round_no and r["usage"])
         off = next(r for r in runs if r["round"] == round_no and not r["usage"])
         ratios.append({"round": round_no, "p50_ratio": on["p50_ms"] / off["p50_ms"],
-                       "p99_ratio": on["p99_ms"] / off["p99_ms"]})
+                       "p99_ratio": on["p99_ms"] / off["p99_ms"],
+                       "gateway_cpu_ratio": on["gateway_cpu_us"] / off["gateway_cpu_us"],
+                       "total_cpu_ratio": (on["gateway_cpu_us"] + on["db_cpu_us"])
+                       / (off["gateway_cpu_us"] + off["db_cpu_us"])})
     return {"database": database, "runs": runs, "ratios": ratios,
-            "median_p50_ratio": statistics.median(r["p50_ratio"] for r in ratios),
-            "median_p99_ratio": statistics.median(r["p99_ratio"] for r in ratios)}
+            **{f"median_{name}": statistics.median(r[name] for r in ratios)
+               for name in ("p50_ratio", "p99_ratio", "gateway_cpu_ratio",
+                            "total_cpu_ratio")}}
 
 
 def report_md(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# Usage recording overhead ({meta['date']}, load average "
              f"{meta['loadavg']}, {meta['seconds']} s per run, 1 connection, 0 ms upstream)",
-             "", "| database | round | usage | requests | p50 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|"]
+             "", "| database | round | usage | requests | p50 ms | p99 ms | gateway CPU µs/req"
+             " | DB server CPU µs/req | errors |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         for run in res["runs"]:
             lines.append(f"| {res['database']} | {run['round']} | "
                          f"{'on' if run['usage'] else 'off'} | {run['requests']} | "
-                         f"{run['p50_ms']:.3f} | {run['p99_ms']:.3f} | {run['errors']} |")
-    lines += ["", "| database | median p50 on/off | median p99 on/off |", "|---|---|---|"]
+                         f"{run['p50_ms']:.3f} | {run['p99_ms']:.3f} | "
+                         f"{run['gateway_cpu_us']:.0f} | {run['db_cpu_us']:.0f} | "
+                         f"{run['errors']} |")
+    lines += ["", "| database | median p50 on/off | median p99 on/off | median gateway CPU "
+              "on/off | median gateway+DB CPU on/off |", "|---|---|---|---|---|"]
     for res in results:
         lines.append(f"| {res['database']} | {res['median_p50_ratio']:.3f} | "
-                     f"{res['median_p99_ratio']:.3f} |")
+                     f"{res['median_p99_ratio']:.3f} | {res['median_gateway_cpu_ratio']:.3f}"
+                     f" | {res['median_total_cpu_ratio']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=6.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=16)
     args = parser.parse_args()
     install_cleanup()
     logdir = Path(tempfile.mkdtemp(prefix="bench-usage-mock-"))
