@@ -209,6 +209,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=os.environ.get("BENCH_USAGE_BASELINE"),
                         help="another checkout (e.g. a `git worktree` of an older commit) "
                              "measured with usage on beside this one")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="report folder")
     args = parser.parse_args()
     install_cleanup()
     logdir = Path(tempfile.mkdtemp(prefix="bench-usage-mock-"))
@@ -233,11 +234,11 @@ def main() -> None:
             "seconds": args.seconds, "git": _git_head(ROOT),
             "baseline": f"{args.baseline} (git {_git_head(args.baseline)})"
             if args.baseline else None}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "usage-overhead.json").write_text(json.dumps({"meta": meta,
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "usage-overhead.json").write_text(json.dumps({"meta": meta,
                                                              "results": results}, indent=2))
     markdown = report_md(results, meta)
-    (RESULTS / "usage-overhead.md").write_text(markdown)
+    (args.out / "usage-overhead.md").write_text(markdown)
     print(markdown)
 
 

@@ -21,6 +21,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from psycogreen.gevent import patch_psycopg  # noqa: E402
@@ -96,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="report folder")
     args = parser.parse_args()
     results = [measure("sqlite", f"sqlite:///{tempfile.mkdtemp(prefix='bench-sinks-')}/u.db",
                        args.batches, args.batch_size)]
@@ -107,11 +109,11 @@ def main() -> None:
             _drop_schema(pg[1])
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "batches": args.batches, "batch_size": args.batch_size}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "usage-sinks.json").write_text(json.dumps({"meta": meta, "results": results},
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "usage-sinks.json").write_text(json.dumps({"meta": meta, "results": results},
                                                           indent=2))
     markdown = report_md(results, meta)
-    (RESULTS / "usage-sinks.md").write_text(markdown)
+    (args.out / "usage-sinks.md").write_text(markdown)
     print(markdown)
 
 

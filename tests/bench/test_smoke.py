@@ -91,3 +91,23 @@ def _importable(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def test_usage_sinks_bench_writes_its_report(tmp_path: Path) -> None:
+    # A subprocess: the bench monkey-patches gevent at import, as a worker does.
+    proc = subprocess.run([sys.executable, "-m", "bench.usage_sinks", "--batches", "2",
+                           "--batch-size", "20", "--out", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "usage-sinks.json").read_text())["results"]
+    databases = [r["database"] for r in results]
+    if "postgresql" not in databases:  # the bench skips PostgreSQL when it does not answer
+        message = f"PostgreSQL at 127.0.0.1:5432 not reachable: {proc.stderr.strip()}"
+        if CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    for res in results:
+        # a warm-up batch per sink, then 2 batches per sink
+        assert len(res["sinks"]) == 2 and res["records"] == 2 * 20 + 2 * 2 * 20
+        assert all(row["client_us"] > 0 for row in res["sinks"].values())
+    assert "| sqlite | sqlite sink |" in (tmp_path / "usage-sinks.md").read_text()
