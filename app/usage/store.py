@@ -6,8 +6,8 @@ measures it against recording off):
 
 - PostgreSQL: the batch travels as one JSON document in one parameter and the server
   unpacks it (``json_to_recordset``). Passing every field as its own parameter costs about
-  1-3 us per value in psycopg2's adaptation, ~100 us per record through the ORM; JSON
-  encoding runs in C. COPY would be cheaper still, but psycopg2 refuses it in green mode
+  1-3 us per value in psycopg2's adaptation, 80-160 us per record through SQLAlchemy; JSON
+  encoding runs in C (``bench/usage_sinks.py`` compares them). COPY would be cheaper still, but psycopg2 refuses it in green mode
   (psycogreen), and green mode is what keeps a query from blocking the gevent worker.
 - SQLite: ``executemany`` on a connection of the sink's own, in a native thread when the
   worker runs gevent. SQLite's work happens in C with the GIL released, so it runs beside the
@@ -127,7 +127,7 @@ def _chunks(records: Sequence[UsageRecord],
     """``convert`` applied to the records :data:`CHUNK` at a time, yielding between chunks.
 
     ``time.sleep(0)`` is a gevent yield in a worker: a large batch never holds the event loop
-    for more than one chunk's worth of work (~100 records: well under a millisecond).
+    for more than one chunk's worth of work (100 records: about a millisecond).
     """
     out = []
     for start in range(0, len(records), CHUNK):
