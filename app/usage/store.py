@@ -7,11 +7,11 @@ measures it against recording off):
 - PostgreSQL: the batch travels as one JSON document in one parameter and the server
   unpacks it (``json_to_recordset``). Passing every field as its own parameter costs about
   1-3 us per value in psycopg2's adaptation, 80-160 us per record through SQLAlchemy; JSON
-  encoding runs in C (``bench/usage_sinks.py`` compares them). COPY would be cheaper still, but psycopg2 refuses it in green mode
-  (psycogreen), and green mode is what keeps a query from blocking the gevent worker.
-- SQLite: ``executemany`` on a connection of the sink's own, in a native thread when the
-  worker runs gevent. SQLite's work happens in C with the GIL released, so it runs beside the
-  event loop instead of stalling it (an SQLite write blocks; it has no socket to yield on).
+  encoding runs in C (``bench/usage_sinks.py`` compares them). COPY would be cheaper still,
+  but psycopg2 refuses it in green mode (psycogreen), and green mode is what keeps a query
+  from blocking the gevent worker.
+- SQLite: ``executemany`` on a connection of the sink's own, 100 rows per transaction with
+  a yield to the requests between two (an SQLite write blocks: it has no socket to yield on).
 - Anything else: a Core multi-row INSERT.
 
 Each sink also says which errors mean "this data is refused" rather than "the database is
@@ -24,7 +24,6 @@ import dataclasses
 import json
 import math
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -137,17 +136,6 @@ def _chunks(records: Sequence[UsageRecord],
     return out
 
 
-def _in_native_thread(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` in a native thread when gevent patched this process, else inline."""
-    from gevent import monkey
-
-    if monkey.is_module_patched("threading"):
-        import gevent
-
-        return gevent.get_hub().threadpool.apply(fn, args)  # type: ignore[no-any-return]
-    return fn(*args)
-
-
 _SQLITE_INSERT = (f"INSERT INTO usage_records ({', '.join(FIELDS)}) "
                   f"VALUES ({', '.join('?' * len(FIELDS))})")
 # How SQLAlchemy stores a DateTime in SQLite; the queries of /admin/usage compare against it.
@@ -155,15 +143,26 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class SqliteUsageSink:
-    """An SQLite file: executemany on the sink's own connection, beside the event loop."""
+    """An SQLite file: executemany on the sink's own connection, CHUNK rows per transaction.
+
+    SQLite blocks (there is no socket to yield on), so the writer hands this sink at most
+    ``max_batch`` records at a time and yields to the requests between two calls: the event
+    loop is never held for more than one chunk (100 rows: ~2 ms). Not in a native thread:
+    while the worker is busy, such a thread waits up to the GIL switch interval (5 ms) for
+    every row of executemany (measured: 500 rows took 2.6 s beside a busy loop, 15 ms
+    beside an idle one), and the writer would fall behind exactly under load.
+    """
+
+    max_batch = CHUNK
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # native: one batch at a time, whichever thread runs it
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
+            # check_same_thread off: the writer loop and the shutdown flush may run on
+            # different threads outside gevent; the writer's lock keeps them apart.
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -171,42 +170,30 @@ class SqliteUsageSink:
             self._conn = conn
         return self._conn
 
-    def _insert(self, rows: list[list[Any]]) -> None:
-        with self._lock:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(_SQLITE_INSERT, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    @staticmethod
-    def _rows(records: Sequence[UsageRecord]) -> list[list[Any]]:
+    def write(self, records: Sequence[UsageRecord]) -> None:
         rows = []
         for record in records:
             row = list(_values(record))
             row[_CREATED_AT] = datetime.fromtimestamp(row[_CREATED_AT], UTC).strftime(
                 _SQLITE_TIME)
             rows.append(row)
-        return rows
-
-    def write(self, records: Sequence[UsageRecord]) -> None:
-        # Python work (building rows) stays in the greenlet, a chunk at a time; only the
-        # C work of executemany goes to the native thread, which holds the GIL briefly.
-        rows = [row for chunk in _chunks(records, self._rows) for row in chunk]
-        _in_native_thread(self._insert, rows)
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_SQLITE_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def rejects(self, exc: BaseException) -> bool:
         return isinstance(exc, (sqlite3.DataError, sqlite3.IntegrityError))
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def usage_sink(db: Database) -> UsageSink:

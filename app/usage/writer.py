@@ -171,13 +171,18 @@ class UsageWriter:
         to the requests, which queue a record or two meanwhile): the per-transaction cost,
         paid per record, is what made recording expensive on PostgreSQL.
         """
+        # A sink that blocks the event loop (SQLite) takes at most max_batch records per call,
+        # and the requests get the loop back between two calls.
+        limit = min(self.batch_size, getattr(self.sink, "max_batch", self.batch_size))
         with self._write_lock:
             remaining = len(self._queue)
             while remaining > 0 and self._queue:
-                batch = self._take(min(remaining, self.batch_size))
+                batch = self._take(min(remaining, limit))
                 remaining -= len(batch)
                 if not self._write(batch):
                     return False
+                if remaining > 0:
+                    time.sleep(0)  # a gevent yield in a worker
         return True
 
     def _run(self) -> None:

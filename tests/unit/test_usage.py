@@ -324,3 +324,16 @@ def test_a_round_writes_what_was_queued_and_leaves_new_arrivals_for_the_next() -
     assert len(writer) == 6  # what arrived meanwhile waits for the next round
     sink.writer = None  # traffic stops; the shutdown flush drains everything
     assert writer.flush(timeout=2) is True and len(writer) == 0 and len(sink.rows) == 256
+
+
+class SmallBatchSink(ListSink):
+    max_batch = 10  # as a sink that blocks the event loop (SQLite) declares
+
+
+def test_a_blocking_sink_gets_at_most_its_max_batch_per_call() -> None:
+    sink = SmallBatchSink()
+    writer = UsageWriter(sink, batch_size=500)
+    for i in range(25):
+        writer.put(record(i))
+    assert writer.write_pending() is True
+    assert sink.calls == 3 and [r.request_id for r in sink.rows] == [f"r{i}" for i in range(25)]
