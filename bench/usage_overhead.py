@@ -4,7 +4,8 @@
 
 Two gateways (1 gevent worker each, both pinned to core 0), one per setting, with the same
 config, database and key (the master key); the mock upstream and wrk on core 1; 1 connection
-and 0 ms upstream (the S2 shape: latency, not throughput). Both stay up and take turns in
+(``--connections``: 64 gives the S1 shape, throughput) and 0 ms upstream (the S2 shape:
+latency, not throughput). Both stay up and take turns in
 short runs, the order alternating every round, so drift on the machine hits both. The report
 gives each run and the median over rounds of the on/off ratios of p50, p99 and CPU per
 request: the gateway's own (all its processes) and the database server's (PostgreSQL's
@@ -110,7 +111,8 @@ def _gateway(workdir: Path, upstream: str, database_url: str, usage: bool,
 
 
 def measure(database: str, database_url: str, upstream: str, seconds: float,
-            rounds: int, baseline: Path | None = None) -> dict[str, Any]:
+            rounds: int, baseline: Path | None = None, connections: int = 1
+            ) -> dict[str, Any]:
     """``on`` and ``off`` (this checkout) and, with ``baseline``, ``on (baseline)``: the
     same measurement for another checkout with usage on."""
     from app.db.schema import upgrade
@@ -130,7 +132,7 @@ def measure(database: str, database_url: str, upstream: str, seconds: float,
             proc, port = _gateway(Path(tempfile.mkdtemp(prefix="bench-usage-")), upstream,
                                   database_url, usage, app_dir)
             gateways[name] = (proc, f"http://127.0.0.1:{port}/v1/chat/completions")
-            run_wrk(gateways[name][1], body, connections=1, duration=1, key=MASTER,
+            run_wrk(gateways[name][1], body, connections=connections, duration=1, key=MASTER,
                     core=LOADGEN_CORE)  # warm-up: connections, caches, the first batch
         time.sleep(FLUSH_WAIT)
         names = list(variants)
@@ -142,8 +144,8 @@ def measure(database: str, database_url: str, upstream: str, seconds: float,
             for name in order:
                 proc, url = gateways[name]
                 cpu0, db0 = proc.cpu_seconds(), db_cpu()
-                result = run_wrk(url, body, connections=1, duration=seconds, key=MASTER,
-                                 core=LOADGEN_CORE)
+                result = run_wrk(url, body, connections=connections, duration=seconds,
+                                 key=MASTER, core=LOADGEN_CORE)
                 # The records of these requests are written (and paid for) before the next
                 # run starts, so no write lands in another gateway's measurement.
                 time.sleep(FLUSH_WAIT)
@@ -165,20 +167,23 @@ def measure(database: str, database_url: str, upstream: str, seconds: float,
         for round_no in range(rounds):
             on = next(r for r in runs if r["round"] == round_no and r["variant"] == name)
             off = next(r for r in runs if r["round"] == round_no and r["variant"] == "off")
-            ratios.append({"round": round_no, "p50_ratio": on["p50_ms"] / off["p50_ms"],
+            ratios.append({"round": round_no, "rps_ratio": on["rps"] / off["rps"],
+                           "p50_ratio": on["p50_ms"] / off["p50_ms"],
                            "p99_ratio": on["p99_ms"] / off["p99_ms"],
                            "gateway_cpu_ratio": on["gateway_cpu_us"] / off["gateway_cpu_us"],
                            "total_cpu_ratio": (on["gateway_cpu_us"] + on["db_cpu_us"])
                            / (off["gateway_cpu_us"] + off["db_cpu_us"])})
         compared[name] = {"ratios": ratios, **{
             f"median_{key}": statistics.median(r[key] for r in ratios)
-            for key in ("p50_ratio", "p99_ratio", "gateway_cpu_ratio", "total_cpu_ratio")}}
+            for key in ("rps_ratio", "p50_ratio", "p99_ratio", "gateway_cpu_ratio",
+                        "total_cpu_ratio")}}
     return {"database": database, "runs": runs, "vs_off": compared}
 
 
 def report_md(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# Usage recording overhead ({meta['date']}, git {meta['git']}, load average "
-             f"{meta['loadavg']}, {meta['seconds']} s per run, 1 connection, 0 ms upstream)",
+             f"{meta['loadavg']}, {meta['seconds']} s per run, "
+             f"{meta.get('connections', 1)} connection(s), 0 ms upstream)",
              ""]
     if meta.get("baseline"):
         lines += [f"`on (baseline)`: usage on, the code of {meta['baseline']}.", ""]
@@ -191,11 +196,12 @@ def report_md(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                          f"{run['gateway_cpu_us']:.0f} | {run['db_cpu_us']:.0f} | "
                          f"{run['errors']} |")
     lines += ["", "Medians over the rounds of the per-round ratios to `off`:", "",
-              "| database | variant | p50 / off | p99 / off | gateway CPU / off "
-              "| gateway+DB CPU / off |", "|---|---|---|---|---|---|"]
+              "| database | variant | req/s / off | p50 / off | p99 / off | gateway CPU / off "
+              "| gateway+DB CPU / off |", "|---|---|---|---|---|---|---|"]
     for res in results:
         for name, cmp in res["vs_off"].items():
-            lines.append(f"| {res['database']} | {name} | {cmp['median_p50_ratio']:.3f} | "
+            lines.append(f"| {res['database']} | {name} | {cmp['median_rps_ratio']:.3f} | "
+                         f"{cmp['median_p50_ratio']:.3f} | "
                          f"{cmp['median_p99_ratio']:.3f} | "
                          f"{cmp['median_gateway_cpu_ratio']:.3f} | "
                          f"{cmp['median_total_cpu_ratio']:.3f} |")
@@ -209,6 +215,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=os.environ.get("BENCH_USAGE_BASELINE"),
                         help="another checkout (e.g. a `git worktree` of an older commit) "
                              "measured with usage on beside this one")
+    parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS, help="report folder")
     args = parser.parse_args()
     install_cleanup()
@@ -219,19 +226,19 @@ def main() -> None:
     try:
         sqlite = Path(tempfile.mkdtemp(prefix="bench-usage-db-")) / "usage.db"
         results.append(measure("sqlite", f"sqlite:///{sqlite}", upstream, args.seconds,
-                               args.rounds, args.baseline))
+                               args.rounds, args.baseline, args.connections))
         pg = _postgres_schema()
         if pg is not None:
             try:
                 results.append(measure("postgresql", pg[0], upstream, args.seconds,
-                                       args.rounds, args.baseline))
+                                       args.rounds, args.baseline, args.connections))
             finally:
                 _drop_schema(pg[1])
     finally:
         mock.proc.stop()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "loadavg": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "seconds": args.seconds, "git": _git_head(ROOT),
+            "seconds": args.seconds, "connections": args.connections, "git": _git_head(ROOT),
             "baseline": f"{args.baseline} (git {_git_head(args.baseline)})"
             if args.baseline else None}
     args.out.mkdir(parents=True, exist_ok=True)
