@@ -266,14 +266,20 @@ class PickySink(ListSink):
         super().write(records)
 
 
-def test_a_refused_record_is_isolated_and_dropped_the_rest_is_written_in_order() -> None:
-    sink = PickySink()
+def queued_writer(sink: ListSink, ids: list[str]) -> UsageWriter:
+    """A writer holding one record per request id, in order."""
     writer = UsageWriter(sink, batch_size=100)
-    ids = [f"r{i}" for i in range(5)] + ["bad"] + [f"r{i}" for i in range(5, 9)]
     for rid in ids:
         rec = record(0)
         rec.request_id = rid
         writer.put(rec)
+    return writer
+
+
+def test_a_refused_record_is_isolated_and_dropped_the_rest_is_written_in_order() -> None:
+    sink = PickySink()
+    ids = [f"r{i}" for i in range(5)] + ["bad"] + [f"r{i}" for i in range(5, 9)]
+    writer = queued_writer(sink, ids)
     assert writer.write_pending() is True
     assert [r.request_id for r in sink.rows] == [i for i in ids if i != "bad"]
     assert len(writer) == 0 and writer.healthy
@@ -281,12 +287,8 @@ def test_a_refused_record_is_isolated_and_dropped_the_rest_is_written_in_order()
 
 def test_an_outage_while_isolating_requeues_only_what_was_not_written() -> None:
     sink = PickySink(down_after=3)  # refused whole, first half written, then down
-    writer = UsageWriter(sink, batch_size=100)
     ids = [f"r{i}" for i in range(4)] + ["bad"] + [f"r{i}" for i in range(4, 8)]
-    for rid in ids:
-        rec = record(0)
-        rec.request_id = rid
-        writer.put(rec)
+    writer = queued_writer(sink, ids)
     assert writer.write_pending() is False and writer.healthy is False
     written_first = [r.request_id for r in sink.rows]
     assert written_first and written_first == ids[:len(written_first)]
