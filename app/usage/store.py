@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 
 from app.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
 from app.db.models import UsageRow
@@ -91,11 +90,8 @@ def _pg_clean(value: Any) -> Any:
     return value
 
 
-class PostgresUsageSink:
+class PostgresUsageSink(DatabaseUsageSink):
     """PostgreSQL: one INSERT ... SELECT FROM json_to_recordset per batch."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
 
     @staticmethod
     def _encode_chunk(records: Sequence[UsageRecord]) -> str:
@@ -116,9 +112,6 @@ class PostgresUsageSink:
         payload = self.payload(records)
         with self.db.engine.begin() as conn:
             conn.exec_driver_sql(_PG_INSERT, (payload,))
-
-    def rejects(self, exc: BaseException) -> bool:
-        return isinstance(exc, (sa_exc.DataError, sa_exc.IntegrityError))
 
 
 def _chunks(records: Sequence[UsageRecord],
@@ -190,15 +183,10 @@ class SqliteUsageSink:
     def rejects(self, exc: BaseException) -> bool:
         return isinstance(exc, (sqlite3.DataError, sqlite3.IntegrityError))
 
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
 
 def usage_sink(db: Database) -> UsageSink:
     """The cheapest sink for the database's backend."""
-    url = make_url(str(db.engine.url))
+    url = db.engine.url
     backend = url.get_backend_name()
     if backend == "postgresql" and url.get_driver_name() == "psycopg2":
         return PostgresUsageSink(db)
