@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openai
 import requests
 import yaml
 
@@ -108,6 +109,11 @@ def start_gateway(tmp: Path, models: list[dict[str, Any]], *, workers: int = 1,
     if wait:
         _wait_http(proc, "/health/live")
     return proc
+
+
+def sdk_client(gateway: Proc, key: str = MASTER_KEY) -> openai.OpenAI:
+    """The official SDK pointed at the gateway (use it as a context manager: it pools)."""
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 @contextlib.contextmanager

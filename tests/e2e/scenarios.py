@@ -15,18 +15,13 @@ import openai
 import pytest
 import requests
 
-from tests.procs import MASTER_KEY, Proc
+from tests.procs import MASTER_KEY, Proc, sdk_client
 
 MASTER = {"Authorization": f"Bearer {MASTER_KEY}"}
 # Gateways in these tests run with NEUROROUTE_SYNC_INTERVAL=1: a change must reach every
 # worker within that plus the time of one query and one request.
 SYNC_INTERVAL = 1.0
 BOUND = SYNC_INTERVAL + 0.5
-
-
-def sdk_client(gateway: Proc, key: str) -> openai.OpenAI:
-    """The official SDK pointed at the gateway (use it as a context manager: it pools)."""
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0, timeout=20)
 
 
 def admin(gateway: Proc, method: str, path: str, expect: int, **kwargs: Any) -> Any:

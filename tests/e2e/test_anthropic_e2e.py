@@ -15,7 +15,15 @@ import requests
 
 from tests.e2e.anthropic_mock import API_KEY, CLIENT
 from tests.openai_spec import assert_valid
-from tests.procs import MASTER_KEY, Proc, _spawn, _wait_http, free_port, running, start_gateway
+from tests.procs import (
+    Proc,
+    _spawn,
+    _wait_http,
+    free_port,
+    running,
+    sdk_client,
+    start_gateway,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -55,8 +63,7 @@ def gateway(anthropic_upstream: Proc, e2e_tmp: Path) -> Iterator[Proc]:
 
 @pytest.fixture
 def client(gateway: Proc) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
-                       timeout=20) as sdk:
+    with sdk_client(gateway) as sdk:
         yield sdk
 
 
@@ -160,8 +167,7 @@ def test_oauth_token_is_fetched_once_for_concurrent_requests(gateway: Proc,
     before = stats(anthropic_upstream)["token_requests"]
 
     def one(i: int) -> str:
-        with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
-                           timeout=20) as sdk:
+        with sdk_client(gateway) as sdk:
             reply = sdk.chat.completions.create(model="claude-oauth", messages=ask(f"hi {i}"))
         return reply.choices[0].message.content or ""
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.openai_spec import assert_valid
-from tests.procs import MASTER_KEY, ROOT, Proc, free_port, running, start_gateway
+from tests.procs import MASTER_KEY, ROOT, Proc, free_port, running, sdk_client, start_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +38,7 @@ def gateway(upstream: Proc, e2e_tmp: Path) -> Iterator[Proc]:
 
 @pytest.fixture
 def client(gateway: Proc) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
-                         timeout=20)
+    return sdk_client(gateway)
 
 
 def stats(upstream: Proc) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.integration.test_cooldown_redis import REDIS_URL, redis_client_or_skip
-from tests.procs import MASTER_KEY, Proc, free_port, running, start_gateway
+from tests.procs import MASTER_KEY, Proc, free_port, running, sdk_client, start_gateway
 
 pytestmark = pytest.mark.e2e
 MESSAGES: Any = [{"role": "user", "content": "hello"}]
@@ -95,8 +95,7 @@ def gateway(upstream: Proc, e2e_tmp: Path) -> Iterator[Proc]:
 @pytest.fixture
 def client(gateway: Proc) -> Iterator[openai.OpenAI]:
     # Closed after each test, so no connection outlives it (ResourceWarning is an error).
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=MASTER_KEY, max_retries=0,
-                       timeout=20) as sdk:
+    with sdk_client(gateway) as sdk:
         yield sdk
 
 
