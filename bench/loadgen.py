@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 now = time.perf_counter
@@ -185,6 +186,20 @@ def _cdf(values: list[float]) -> list[tuple[float, float]]:
     return [(p, round(_pct(ms, p), 3)) for p in points] if ms else []
 
 
+async def _finish(tasks: Sequence[asyncio.Future[Any]], timeout: float, conns: list[Conn],
+                  errors: Counter[str]) -> None:
+    """Wait up to ``timeout`` for ``tasks``; cancel and count the late ones as timeouts, then
+    close every connection."""
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        errors["timeout"] += len(pending)
+    for conn in conns:
+        if conn.transport is not None:
+            conn.transport.abort()
+
+
 async def run_streams(cfg: dict[str, Any]) -> dict[str, Any]:
     """Closed-loop streaming users; see the module docstring."""
     host, port, n = cfg["host"], cfg["port"], int(cfg["concurrency"])
@@ -236,13 +251,7 @@ async def run_streams(cfg: dict[str, Any]) -> dict[str, Any]:
                 return
 
     tasks = [asyncio.ensure_future(user(i)) for i in range(n)]
-    _, pending = await asyncio.wait(tasks, timeout=ramp + duration + grace)
-    for task in pending:
-        task.cancel()
-    errors["timeout"] += len(pending)
-    for conn in conns:
-        if conn.transport is not None:
-            conn.transport.abort()
+    await _finish(tasks, ramp + duration + grace, conns, errors)
     elapsed = now() - t0
     gap_list = list(gaps)
     return {
@@ -303,13 +312,7 @@ async def run_open(cfg: dict[str, Any]) -> dict[str, Any]:
         if delay > 0.0005:
             await asyncio.sleep(delay)
         tasks.append(asyncio.ensure_future(one(scheduled)))
-    done, pending = await asyncio.wait(tasks, timeout=grace) if tasks else (set(), set())
-    for task in pending:
-        task.cancel()
-    errors["timeout"] += len(pending)
-    for conn in all_conns:
-        if conn.transport is not None:
-            conn.transport.abort()
+    await _finish(tasks, grace, all_conns, errors)
     elapsed = now() - t0
     return {
         "mode": "open", "rate": rate, "duration_s": duration, "sent": count,
