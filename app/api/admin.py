@@ -16,11 +16,11 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.api.chat import parse_json_object
+from app.api.bodies import read_json_object
 from app.auth.service import require_admin
 from app.db import repo
 from app.errors import InvalidRequestError
-from app.extensions import gateway
+from app.gateway import gateway
 from app.schemas import admin as s
 from app.schemas.chat import first_error
 
@@ -52,7 +52,7 @@ def _load(schema: Schema, data: dict[str, Any], *, partial: bool = False) -> dic
 
 def _body(schema: Schema, *, partial: bool = False) -> dict[str, Any]:
     """The JSON body validated by ``schema`` (415 if not JSON, 400 if invalid)."""
-    return _load(schema, parse_json_object(), partial=partial)
+    return _load(schema, read_json_object(), partial=partial)
 
 
 def _query(schema: Schema) -> dict[str, Any]:
@@ -290,7 +290,7 @@ def update_deployment(dep_id: str) -> dict[str, Any]:
     the same schema as a new deployment (and as the YAML file), so no combination of edits
     can store an entry that creation would refuse.
     """
-    changes = parse_json_object()
+    changes = read_json_object()
     if changes.get("id", dep_id) != dep_id:
         raise InvalidRequestError("Invalid value for 'id': a deployment's id cannot change.",
                                   param="id", code="invalid_value")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, g
 
 from app.errors import ModelNotFoundError
-from app.extensions import gateway
+from app.gateway import gateway
 from app.routing.registry import ModelGroup
 
 bp = Blueprint("models", __name__)

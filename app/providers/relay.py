@@ -200,22 +200,29 @@ class HTTPProvider(Provider):
                 if block:
                     yield block
                 if events.error is not None:
-                    yield sse_error_event(events.error)
+                    yield self._failed(events.stream, events.error)
                     return
                 chunk = next(chunks, None)
                 block = None if chunk is None else events.feed(chunk)
             if not events.stream.completed:
-                yield sse_error_event(UpstreamError(
+                yield self._failed(events.stream, UpstreamError(
                     f"The upstream of deployment '{self.deployment.id}' ended the stream "
                     f"before it was complete.", code="upstream_stream_truncated"))
         except requests.RequestException as exc:
             err = map_request_exception(exc, self.deployment)
             err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
                           f"{err.message}"
-            yield sse_error_event(err)
+            yield self._failed(events.stream, err)
         finally:
             # Also runs on GeneratorExit (client went away): the upstream is closed at once.
             resp.close()
+
+    @staticmethod
+    def _failed(stream: ChatStream, err: GatewayError) -> bytes:
+        """The final event of a stream that failed after it began; the stream keeps the error
+        so that the request is accounted with its code, not as a success."""
+        stream.error = err
+        return sse_error_event(err)
 
     def close(self) -> None:
         self.session.close()

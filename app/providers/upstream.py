@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
 
 from app.errors import GatewayError, UpstreamError, UpstreamHTTPError, UpstreamTimeoutError
 from app.settings import Deployment, Settings
@@ -93,9 +94,17 @@ def upstream_error_from_response(status: int, content: bytes, deployment: Deploy
     return mapped
 
 
+def _is_read_timeout(exc: BaseException) -> bool:
+    # requests turns urllib3's ReadTimeoutError raised while reading a body (the upstream
+    # stalled after its headers) into a ConnectionError; its cause says what happened.
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, (urllib3_exceptions.ReadTimeoutError, TimeoutError))
+
+
 def map_request_exception(exc: requests.RequestException, deployment: Deployment) -> GatewayError:
-    """Connect errors become 502, timeouts 504; the message names the deployment, not secrets."""
-    if isinstance(exc, requests.Timeout):
+    """Connect errors become 502, timeouts 504 (also a stall while reading the body); the
+    message names the deployment, not secrets."""
+    if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
         kind = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "waiting for"
         return UpstreamTimeoutError(f"Timed out {kind} the upstream of deployment "
                                     f"'{deployment.id}'.")

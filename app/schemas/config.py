@@ -90,6 +90,7 @@ class DeploymentConfigSchema(Schema):
     tpm = fields.Integer(strict=True, validate=validate.Range(min=1))
     input_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
     output_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
+    cached_input_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
     max_input_tokens = fields.Integer(strict=True, validate=validate.Range(min=1))
     capabilities = fields.List(fields.String(validate=validate.OneOf(CAPABILITIES)),
                                load_default=list)

@@ -33,6 +33,7 @@ class DeploymentPublicSchema(Schema):
     tpm = fields.Integer(allow_none=True)
     input_cost_per_mtok = fields.Float(allow_none=True)
     output_cost_per_mtok = fields.Float(allow_none=True)
+    cached_input_cost_per_mtok = fields.Float(allow_none=True)
     max_input_tokens = fields.Integer(allow_none=True)
     capabilities = fields.List(fields.String())
     tier = fields.String(allow_none=True)
