@@ -110,6 +110,7 @@ class HTTPProvider(Provider):
         result is the same every time, so it is done once and copied per call.
         """
         req = requests.Request("POST", self.url, headers=self.headers, data=b"")
+        self._adapter = self.session.get_adapter(self.url)
         return self.session.prepare_request(req)
 
     def _send(self, payload: bytes, auth: Mapping[str, str], extra: Mapping[str, str], *,
@@ -129,10 +130,15 @@ class HTTPProvider(Provider):
             prep.headers.update(per_call)
             prep.headers["Content-Length"] = str(len(payload))
             prep.body = payload
-            # The same keyword arguments Session.request passes when trust_env is off.
-            return session.send(prep, timeout=self.timeout, allow_redirects=True, stream=stream,
-                                proxies=dict(session.proxies), verify=session.verify,
-                                cert=session.cert)
+            if session.proxies or session.cert or session.hooks["response"]:
+                return session.send(prep, timeout=self.timeout, allow_redirects=True,
+                                    stream=stream, proxies=dict(session.proxies),
+                                    verify=session.verify, cert=session.cert)
+            # Straight to the transport adapter: an upstream API call follows no redirect and
+            # keeps no cookie, so Session.send's hooks, redirect resolution and cookie
+            # extraction are all work for nothing (see app.providers.transport).
+            return self._adapter.send(prep, stream=stream, timeout=self.timeout,
+                                      verify=bool(session.verify))
         except requests.RequestException as exc:
             raise map_request_exception(exc, self.deployment) from None
 

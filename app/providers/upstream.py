@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_exceptions
 
 from app.errors import GatewayError, UpstreamError, UpstreamHTTPError, UpstreamTimeoutError
+from app.providers.transport import LeanAdapter
 from app.settings import Deployment, Settings
 
 USER_AGENT = "neuroroute/0.1"
@@ -21,16 +21,15 @@ MAX_ERROR_BODY = 256 * 1024  # bytes of an upstream error body we are willing to
 
 
 def build_session(settings: Settings) -> requests.Session:
-    """A pooled session for one deployment.
+    """A pooled session for one deployment, on the lean transport (``transport.LeanAdapter``).
 
     ``trust_env`` is off unless configured: with it on, ``requests`` looks up proxy settings
     and netrc in the environment on every call, which is measurable on the hot path.
-    ``max_retries=0``: retries are the router's decision, not urllib3's.
+    No retries in the adapter: retries are the router's decision, not urllib3's.
     """
     session = requests.Session()
     session.trust_env = settings.upstream_trust_env
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.upstream_pool_maxsize,
-                          max_retries=0, pool_block=False)
+    adapter = LeanAdapter(pool_maxsize=settings.upstream_pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
