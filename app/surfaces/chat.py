@@ -120,6 +120,15 @@ def _content_text(content: Any) -> str:
     return ""
 
 
+def tool_attachments(call_id: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Images or files a tool returned, as user content parts naming the call.
+
+    A chat ``tool`` message holds text only; both surfaces send what else a tool returned in
+    a user message after the tool messages, and this caption says where it came from.
+    """
+    return [{"type": "text", "text": f"Attachments returned by tool call {call_id}:"}, *parts]
+
+
 # --- stream --------------------------------------------------------------------------------
 
 @dataclass(slots=True)
