@@ -76,3 +76,25 @@ def tools_stream(text: str | None = None) -> list[bytes]:
                tool_delta(1, "", "call_time2", "get_time"),
                tool_delta(1, '{"tz": "CET"}'),
                chunk(finish="tool_calls"), usage_chunk(), "DONE")
+
+
+def as_stream(body: dict[str, Any]) -> list[bytes]:
+    """The chat stream of a completion: its text and each call's arguments in two pieces."""
+    choice = body["choices"][0]
+    message = choice["message"]
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    text = message.get("content") or ""
+    if text:
+        half = len(text) // 2
+        chunks += [chunk({"content": text[:half]}), chunk({"content": text[half:]})]
+    for i, tool in enumerate(message.get("tool_calls") or []):
+        arguments = tool["function"]["arguments"]
+        half = len(arguments) // 2
+        chunks += [tool_delta(i, "", tool["id"], tool["function"]["name"]),
+                   tool_delta(i, arguments[:half]), tool_delta(i, arguments[half:])]
+    extra = {k: v for k, v in choice.items() if k not in ("index", "message", "logprobs",
+                                                         "finish_reason")}
+    chunks.append(chunk(finish=choice["finish_reason"], **extra))
+    if body.get("usage"):
+        chunks.append(usage_chunk(body["usage"]))
+    return sse(*chunks, "DONE")

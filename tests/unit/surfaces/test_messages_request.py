@@ -10,6 +10,7 @@ import pytest
 from app.errors import InvalidRequestError
 from app.providers.anthropic import to_anthropic_request
 from app.surfaces.messages_request import messages_to_chat
+from tests.unit.surfaces.gateway import assert_routable
 
 HELLO = {"role": "user", "content": "Hello"}
 PNG = "iVBORw0KGgo="
@@ -23,7 +24,9 @@ CHAT_WEATHER = {"type": "function", "function": {
 
 def translate(**body: Any) -> dict[str, Any]:
     body.setdefault("messages", [HELLO])
-    return messages_to_chat({"model": "claude-x", "max_tokens": 256, **body})
+    chat = messages_to_chat({"model": "claude-x", "max_tokens": 256, **body})
+    assert_routable(chat)
+    return chat
 
 
 def test_minimal_request() -> None:

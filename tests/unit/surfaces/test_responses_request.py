@@ -9,6 +9,7 @@ import pytest
 
 from app.errors import InvalidRequestError
 from app.surfaces.responses_request import input_items, responses_to_chat
+from tests.unit.surfaces.gateway import assert_routable
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather at a place",
            "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
@@ -22,7 +23,9 @@ IMAGE_URL = "https://example.com/cat.jpg"
 
 def translate(**body: Any) -> dict[str, Any]:
     body.setdefault("input", "Hello")
-    return responses_to_chat({"model": "gpt-x", **body})
+    chat = responses_to_chat({"model": "gpt-x", **body})
+    assert_routable(chat)
+    return chat
 
 
 def test_minimal_request_and_instructions() -> None:
