@@ -24,7 +24,8 @@ from typing import Any
 
 from app.errors import GatewayError
 from app.streaming import sse_named_event
-from app.surfaces.chat import ChatStreamTranslator, StreamedCall, new_id
+from app.surfaces.chat import new_id
+from app.surfaces.chat_stream import ChatStreamTranslator, StreamedCall
 from app.surfaces.messages import anthropic_error, anthropic_usage, stop_reason, tool_use_id
 
 

@@ -27,7 +27,8 @@ from typing import Any
 
 from app.errors import GatewayError
 from app.streaming import sse_named_event
-from app.surfaces.chat import ChatStreamTranslator, StreamedCall, new_id
+from app.surfaces.chat import new_id
+from app.surfaces.chat_stream import ChatStreamTranslator, StreamedCall
 from app.surfaces.responses import (
     finished,
     function_call_item,

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from app.errors import GatewayError
 from app.providers.base import ChatRequest, Provider
 from app.schemas.chat import ChatCompletionRequestSchema
-from app.surfaces.chat import iter_translated
+from app.surfaces.chat_stream import iter_translated
 from app.surfaces.messages import anthropic_error, chat_to_message
 from app.surfaces.messages_request import messages_to_chat
 from app.surfaces.messages_stream import MessagesStreamTranslator

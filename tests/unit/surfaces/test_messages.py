@@ -25,7 +25,7 @@ from app.errors import (
     UpstreamTimeoutError,
 )
 from app.providers.anthropic import to_openai_completion
-from app.surfaces.chat import RelayedStreamError
+from app.surfaces.chat_stream import RelayedStreamError
 from app.surfaces.messages import anthropic_error, chat_to_message, stop_reason, tool_use_id
 from app.surfaces.messages_request import messages_to_chat
 from tests import anthropic_fixtures as afx

@@ -10,7 +10,7 @@ import pytest
 from anthropic.types import Message
 
 from app.errors import UpstreamError
-from app.surfaces.chat import iter_translated
+from app.surfaces.chat_stream import iter_translated
 from app.surfaces.messages_stream import MessagesStreamTranslator
 from tests.unit.surfaces import chat_fixtures as fx
 from tests.unit.surfaces.sdk import Upstream, anthropic_client, assert_no_extra, sse_answer

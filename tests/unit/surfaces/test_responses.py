@@ -9,7 +9,7 @@ import pytest
 from openai.types.responses import Response
 
 from app.errors import GatewayError, InsufficientQuotaError, RateLimitError, UpstreamError
-from app.surfaces.chat import RelayedStreamError
+from app.surfaces.chat_stream import RelayedStreamError
 from app.surfaces.responses import chat_to_response, response_error, response_shell
 from tests.openai_spec import assert_valid
 from tests.unit.surfaces import chat_fixtures as fx

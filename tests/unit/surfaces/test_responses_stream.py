@@ -10,7 +10,7 @@ import pytest
 from openai.types.responses import Response
 
 from app.errors import UpstreamError
-from app.surfaces.chat import iter_translated
+from app.surfaces.chat_stream import iter_translated
 from app.surfaces.responses import response_shell
 from app.surfaces.responses_stream import ResponsesStreamTranslator
 from tests.openai_spec import assert_valid
