@@ -48,6 +48,7 @@ from app.surfaces.checks import (
     unknown,
     unsupported,
 )
+from app.tokens import estimate_message_tokens
 
 # Top-level fields that are translated, and those accepted but dropped (see above).
 TRANSLATED = frozenset(("model", "messages", "max_tokens", "system", "stop_sequences",
@@ -359,3 +360,12 @@ def messages_to_chat(body: Any) -> dict[str, Any]:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
+
+
+def count_tokens(body: Any) -> dict[str, int]:
+    """The answer of Anthropic's ``/v1/messages/count_tokens`` for ``body`` (a Messages
+    request without ``max_tokens``): the gateway's own estimate of the chat messages it
+    becomes, the same estimate rate limits use (tool definitions are not counted).
+    """
+    chat = messages_to_chat({**check.object(body, "body"), "max_tokens": 1})
+    return {"input_tokens": estimate_message_tokens(chat["messages"])}

@@ -16,9 +16,11 @@ from app.errors import RateLimitError
 from app.providers.base import ChatRequest
 from app.providers.mock import MockProvider
 from app.settings import Deployment, MockParams, Settings
+from app.surfaces.messages_request import count_tokens, messages_to_chat
+from app.tokens import estimate_message_tokens
 from tests.unit.surfaces import chat_fixtures as fx
 from tests.unit.surfaces.gateway import CITY_ANSWER, MODES, City, SurfaceGateway, provider_upstream
-from tests.unit.surfaces.sdk import Upstream, anthropic_client
+from tests.unit.surfaces.sdk import Upstream, anthropic_client, json_answer
 
 MODEL = "claude-via-gateway"
 WEATHER = {"name": "get_weather", "description": "Weather at a place",
@@ -179,3 +181,12 @@ def test_through_the_built_in_mock_provider(stream: bool, max_tokens: int, reaso
 
 def json_text(body: bytes) -> str:
     return str(json.loads(body)["choices"][0]["message"]["content"])
+
+
+def test_count_tokens_gives_the_gateways_estimate() -> None:
+    client = anthropic_client(Upstream(lambda body: json_answer(count_tokens(body))))
+    messages: list[Any] = [{"role": "user", "content": "How many tokens is this prompt?"}]
+    counted = client.messages.count_tokens(model=MODEL, system="Be brief.", messages=messages)
+    chat = messages_to_chat({"model": MODEL, "max_tokens": 1, "system": "Be brief.",
+                             "messages": messages})
+    assert counted.input_tokens == estimate_message_tokens(chat["messages"]) > 0
