@@ -277,3 +277,45 @@ def test_an_anthropic_upstream_receives_what_the_client_sent(request_body: dict[
         if isinstance(message["content"], str):
             message["content"] = [{"type": "text", "text": message["content"]}]
     assert again == expected
+
+
+def test_a_claude_code_style_request() -> None:
+    """The shape an agent such as Claude Code sends: cached system blocks, JSON-Schema tools,
+    thinking, a session id, and tool results given back as text blocks."""
+    read_tool = {"name": "Read", "description": "Reads a file",
+                 "input_schema": {"$schema": "http://json-schema.org/draft-07/schema#",
+                                  "type": "object", "additionalProperties": False,
+                                  "properties": {"file_path": {"type": "string"}},
+                                  "required": ["file_path"]}}
+    out = translate(
+        max_tokens=32000, temperature=1, stream=True, tools=[read_tool],
+        thinking={"type": "enabled", "budget_tokens": 4000},
+        metadata={"user_id": "user_abc_account__session_1234"},
+        system=[{"type": "text", "text": "You are an agent.",
+                 "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Work in /repo."}],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Read setup.py",
+                                          "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should read it.", "signature": "EqQB"},
+                {"type": "tool_use", "id": "toolu_01", "name": "Read",
+                 "input": {"file_path": "/repo/setup.py"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01",
+                 "content": [{"type": "text", "text": "from setuptools import setup"}]}]}])
+    assert out == {
+        "model": "claude-x", "max_completion_tokens": 32000, "temperature": 1,
+        "stream": True, "stream_options": {"include_usage": True},
+        "user": "user_abc_account__session_1234",
+        "tools": [{"type": "function", "function": {
+            "name": "Read", "description": "Reads a file",
+            "parameters": read_tool["input_schema"]}}],
+        "messages": [
+            {"role": "system", "content": "You are an agent.\n\nWork in /repo."},
+            {"role": "user", "content": "Read setup.py"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "toolu_01", "type": "function", "function": {
+                    "name": "Read", "arguments": '{"file_path":"/repo/setup.py"}'}}]},
+            {"role": "tool", "tool_call_id": "toolu_01",
+             "content": "from setuptools import setup"}]}

@@ -219,3 +219,38 @@ def test_invalid_or_untranslatable_requests_are_400(change: dict[str, Any], para
     assert (err.status, err.param) == (400, param)
     assert err.to_dict()["error"]["type"] == "invalid_request_error" and err.message
     assert body == before  # the request is never modified
+
+
+def test_a_codex_style_request() -> None:
+    """The shape a coding agent sends with ``store: false``: the whole conversation as items
+    (reasoning included), function tools, encrypted reasoning asked for, a cache key."""
+    shell = {"type": "function", "name": "shell", "description": "Runs a command",
+             "strict": False, "parameters": {"type": "object", "properties": {
+                 "command": {"type": "array", "items": {"type": "string"}}},
+                 "required": ["command"]}}
+    out = translate(
+        instructions="You are a coding agent.", tools=[shell], tool_choice="auto",
+        parallel_tool_calls=False, reasoning={"effort": "medium", "summary": "auto"},
+        store=False, stream=True, include=["reasoning.encrypted_content"],
+        prompt_cache_key="session-1",
+        input=[
+            {"type": "message", "role": "user",
+             "content": [{"type": "input_text", "text": "List the files."}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"},
+            {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "shell",
+             "arguments": '{"command":["ls"]}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": "README.md"}])
+    assert out == {
+        "model": "gpt-x", "stream": True, "stream_options": {"include_usage": True},
+        "reasoning_effort": "medium", "prompt_cache_key": "session-1",
+        "tools": [{"type": "function", "function": {
+            "name": "shell", "description": "Runs a command",
+            "parameters": shell["parameters"], "strict": False}}],
+        "tool_choice": "auto", "parallel_tool_calls": False,
+        "messages": [
+            {"role": "system", "content": "You are a coding agent."},
+            {"role": "user", "content": "List the files."},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "shell", "arguments": '{"command":["ls"]}'}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "README.md"}]}
