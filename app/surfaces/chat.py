@@ -15,12 +15,22 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import UpstreamError
+from app.errors import GatewayError, UpstreamError
 from app.providers.base import Usage
 
 
 def int_or_zero(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# OpenAI error types of a rate limit: the gateway's own, and an upstream's ("tokens",
+# "requests") relayed as is.
+RATE_LIMIT_TYPES = frozenset(("rate_limit_exceeded", "rate_limit_error", "tokens", "requests"))
+
+
+def rate_limited(err: GatewayError) -> bool:
+    """Whether ``err`` is a rate limit (a 429, or a relayed stream error of that type)."""
+    return err.status == 429 or err.type in RATE_LIMIT_TYPES
 
 
 def new_id(prefix: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from app.errors import GatewayError, UpstreamError
-from app.surfaces.chat import ChatAnswer, TokenCounts, ToolCall, new_id
+from app.surfaces.chat import ChatAnswer, TokenCounts, ToolCall, new_id, rate_limited
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                 "function_call": "tool_use", "content_filter": "refusal"}
@@ -41,7 +41,6 @@ _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 _CLIENT_ERRORS = {401: "authentication_error", 402: "billing_error", 403: "permission_error",
                   404: "not_found_error", 413: "request_too_large"}
 _OVERLOADED_CODES = frozenset(("upstream_overloaded", "service_unavailable"))
-_RATE_LIMIT_TYPES = frozenset(("rate_limit_exceeded", "rate_limit_error", "tokens", "requests"))
 
 
 def stop_reason(finish_reason: str | None, *, tool_calls: bool, stop_string: str | None,
@@ -128,7 +127,7 @@ def _error_kind(err: GatewayError) -> tuple[int, str]:
         return 504, "timeout_error"
     if kind == "insufficient_quota" or code == "insufficient_quota":
         return 402, "billing_error"  # a spent budget: not a 429 the SDK would retry
-    if status == 429 or kind in _RATE_LIMIT_TYPES:
+    if rate_limited(err):
         return 429, "rate_limit_error"
     if status in _CLIENT_ERRORS:
         return status, _CLIENT_ERRORS[status]

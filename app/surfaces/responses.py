@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from app.errors import GatewayError
-from app.surfaces.chat import ChatAnswer, TokenCounts, new_id
+from app.surfaces.chat import ChatAnswer, TokenCounts, new_id, rate_limited
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
 INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -133,6 +133,5 @@ def chat_to_response(completion: Any, shell: dict[str, Any]) -> dict[str, Any]:
 def response_error(err: GatewayError) -> dict[str, Any]:
     """The ``error`` of a failed response: ``code`` is one of the values the Responses API
     defines, so a rate limit is ``rate_limit_exceeded`` and anything else ``server_error``."""
-    limited = err.status == 429 or err.type in ("rate_limit_exceeded", "tokens", "requests")
-    return {"code": "rate_limit_exceeded" if limited else "server_error",
+    return {"code": "rate_limit_exceeded" if rate_limited(err) else "server_error",
             "message": err.message}
