@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from app.anthropic_format import tool_call
 from app.errors import GatewayError, InvalidRequestError, RateLimitError, UpstreamError
+from app.providers.anthropic_format import tool_call
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
 from app.providers.relay import HTTPProvider, StreamTranslator
 from app.providers.upstream import (

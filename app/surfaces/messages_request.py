@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.anthropic_format import tool_call
+from app.providers.anthropic_format import tool_call
 from app.surfaces.chat import tool_attachments
 from app.surfaces.checks import (
     Checks,

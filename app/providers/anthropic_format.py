@@ -2,7 +2,9 @@
 
 :mod:`app.providers.anthropic` reads Anthropic's answers for OpenAI clients, and
 :mod:`app.surfaces` reads Anthropic clients' requests for the chat pipeline; where both turn
-the same Anthropic block into the same OpenAI object, the code lives here once.
+the same Anthropic block into the same OpenAI object, the code lives here once. Pure
+functions only (no provider, no HTTP), so a surface may import it as it imports
+:mod:`app.providers.base`.
 """
 
 from __future__ import annotations
