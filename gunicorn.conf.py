@@ -147,6 +147,7 @@ def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
 
     gw = app.extensions.get(EXTENSION_KEY)
     if gw is not None:
+        gw.admission.settler.drain()  # the quota corrections of its last requests
         gw.sync.flush_last_used()
         # Usage records of the requests this worker served (in-flight ones have finished by
         # now: SIGTERM/HUP let them complete within graceful_timeout) are written before exit.
