@@ -24,6 +24,7 @@ are truncated to integers by Redis, hence milliseconds and string spends).
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from typing import Any
 
@@ -162,18 +163,25 @@ class ScriptCaller:
     reply read in full, and the connection put back; any error but a Redis error reply
     disconnects it. A connection that fails at once after reuse (Redis restarted) is
     replaced and the call sent again, once. A script Redis does not know (restarted, flushed)
-    is loaded and the call repeated.
+    is loaded and the call repeated. At most :attr:`MAX_CONNECTIONS` calls are in flight per
+    worker; more wait for a connection (a burst of 2,000 requests would otherwise open 2,000
+    connections to Redis, and the process would keep their memory).
     """
 
-    MAX_IDLE = 64
+    MAX_CONNECTIONS = 64
 
     def __init__(self, client: Any) -> None:
         pool = client.connection_pool
         self._factory = pool.connection_class
         self._kwargs = dict(pool.connection_kwargs)
         self._idle: list[Any] = []
+        self._slots = threading.BoundedSemaphore(self.MAX_CONNECTIONS)  # gevent's, in workers
 
     def _send(self, args: tuple[Any, ...]) -> Any:
+        with self._slots:
+            return self._send_on_a_connection(args)
+
+    def _send_on_a_connection(self, args: tuple[Any, ...]) -> Any:
         for attempt in (1, 2):
             reused = bool(self._idle)
             conn = self._idle.pop() if reused else self._factory(**self._kwargs)
@@ -196,10 +204,7 @@ class ScriptCaller:
         raise AssertionError("unreachable")
 
     def _keep(self, conn: Any) -> None:
-        if len(self._idle) < self.MAX_IDLE:
-            self._idle.append(conn)
-        else:
-            conn.disconnect()
+        self._idle.append(conn)  # at most MAX_CONNECTIONS exist
 
     def evalsha(self, sha: str, source: str, keys: list[str], args: list[Any]) -> Any:
         try:

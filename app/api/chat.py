@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, g, request
 
 from app.api.bodies import read_json_object
+from app.chat.service import ChatEvents
 from app.errors import InvalidRequestError
 from app.gateway import gateway
 from app.routing.options import FALLBACKS_HEADER
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_MIMETYPE
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 bp = Blueprint("chat", __name__)
+
+
+class EventStreamResponse(Response):
+    """A stream whose events go to the WSGI server as they are (werkzeug would wrap them in
+    two more iterators: a frame each per event, and on every idle stream's saved stack). The
+    events are bytes already; closing them runs this response's close callbacks."""
+
+    def get_app_iter(self, environ: WSGIEnvironment) -> Iterable[bytes]:
+        events = self.response
+        if not isinstance(events, ChatEvents) or environ["REQUEST_METHOD"] == "HEAD":
+            return super().get_app_iter(environ)
+        events.after_close(self._closed)
+        return events
+
+    def _closed(self) -> None:
+        for callback in self._on_close:
+            callback()
 _schema = ChatCompletionRequestSchema()
 
 
@@ -41,7 +63,7 @@ def create_chat_completion() -> Response:
     outcome = chat.complete(trace, body, cache_control=request.headers.get("Cache-Control", ""),
                             fallbacks=request.headers.get(FALLBACKS_HEADER))
     if outcome.events is not None:
-        return Response(outcome.events, status=outcome.status, mimetype=SSE_MIMETYPE,
-                        headers=outcome.headers)
+        return EventStreamResponse(outcome.events, status=outcome.status,
+                                   mimetype=SSE_MIMETYPE, headers=outcome.headers)
     return Response(outcome.body, status=outcome.status, mimetype="application/json",
                     headers=outcome.headers)

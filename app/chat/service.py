@@ -16,7 +16,7 @@ The view only parses and serializes; what it needs comes back as a :class:`ChatO
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,15 +150,22 @@ class ChatService:
 class ChatEvents:
     """A stream's events as the client receives them, recorded on the trace: time to first
     byte, content events (a token estimate when the upstream reports none), usage, the error
-    that ended it, and whether the client left early. Closing it closes the upstream."""
+    that ended it, and whether the client left early. Closing it closes the upstream, then
+    runs what was registered with :meth:`after_close` (the HTTP layer hands this object to
+    the WSGI server as is: each wrapping iterator would be one more frame per relayed event
+    and on every idle stream's saved stack)."""
 
-    __slots__ = ("_trace", "_stream", "_events", "_first")
+    __slots__ = ("_trace", "_stream", "_events", "_first", "_after")
 
     def __init__(self, trace: ChatTrace, stream: ChatStream) -> None:
         self._trace = trace
         self._stream = stream
         self._events = iter(stream)
         self._first = True
+        self._after: list[Callable[[], None]] = []
+
+    def after_close(self, callback: Callable[[], None]) -> None:
+        self._after.append(callback)
 
     def __iter__(self) -> ChatEvents:
         return self
@@ -178,4 +185,9 @@ class ChatEvents:
         trace.cancelled = not stream.completed and stream.error is None
         trace.usage = stream.usage
         trace.stream_error = stream.error
-        stream.close()
+        try:
+            stream.close()
+        finally:
+            after, self._after = self._after, []
+            for callback in after:
+                callback()

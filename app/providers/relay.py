@@ -22,6 +22,7 @@ from requests.structures import CaseInsensitiveDict
 from app.errors import GatewayError, UpstreamError
 from app.providers.auth import Credentials, build_credentials
 from app.providers.base import ChatRequest, ChatStream, Provider
+from app.providers.chunked import iter_stream
 from app.providers.upstream import (
     USER_AGENT,
     build_session,
@@ -181,7 +182,7 @@ class HTTPProvider(Provider):
             if not ctype.startswith("text/event-stream"):
                 raise invalid_response(self.deployment, f"did not answer with an event stream "
                                                         f"({ctype or 'no type'})")
-            chunks = resp.iter_content(chunk_size=None)
+            chunks = iter_stream(resp)
             first = self._prefetch(chunks, events)
         except requests.RequestException as exc:
             resp.close()

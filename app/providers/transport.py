@@ -17,6 +17,11 @@ unchanged.
   (its TLS settings included). A non-stream answer is read at once and its connection given
   back; a stream's connection goes back when its body was read to the end, and is closed
   when the stream is closed early.
+- New connections look the upstream's address up in :class:`AddressCache` (numeric hosts
+  need no lookup; names are resolved once per :data:`ADDRESS_TTL_S` per host, concurrent
+  misses sharing one lookup). urllib3 calls ``getaddrinfo`` for every new connection, which
+  gevent runs in its thread pool of 10: a burst of 2,000 new streams queued behind it for
+  seconds, holding their requests' memory meanwhile (seen in the idle-streams bench).
 - The answer is a :class:`LightResponse`: a ``requests.Response`` whose cookie jar is only
   built if someone asks for it.
 - Errors are ``requests``' exceptions, as ``HTTPAdapter`` raises them.
@@ -26,8 +31,12 @@ from __future__ import annotations
 
 import datetime
 import http.client
+import ipaddress
 import queue
 import select
+import socket
+import threading
+import time
 from typing import Any
 
 import requests
@@ -35,7 +44,10 @@ from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
 from requests.utils import get_encoding_from_headers
 from urllib3 import exceptions as u3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.util.connection import allowed_gai_family
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 try:  # gevent's poll would create watchers: the real one asks the kernel once
     from gevent import monkey
@@ -48,6 +60,118 @@ except ImportError:  # pragma: no cover - the gateway always runs on gevent
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError)
 _NO_TIME = datetime.timedelta(0)
+ADDRESS_TTL_S = 30.0
+AddressInfo = list[tuple[Any, ...]]
+
+
+class AddressCache:
+    """``getaddrinfo`` answers per (host, port, family), kept :data:`ADDRESS_TTL_S`."""
+
+    def __init__(self, *, ttl: float = ADDRESS_TTL_S) -> None:
+        self.ttl = ttl
+        self._answers: dict[tuple[str, int, int], tuple[float, AddressInfo]] = {}
+        self._pending: dict[tuple[str, int, int], threading.Event] = {}
+
+    def lookup(self, host: str, port: int, family: int) -> AddressInfo:
+        host = host.strip("[]")
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            pass
+        else:  # a numeric host: nothing to look up
+            af = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            sockaddr = (host, port, 0, 0) if address.version == 6 else (host, port)
+            return [(af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+        key = (host, port, family)
+        while True:
+            hit = self._answers.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            pending.wait()  # another request is looking it up: share its answer
+            if key not in self._answers:  # that lookup failed: make our own
+                break
+        self._pending[key] = done = threading.Event()
+        try:
+            answer = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            self._answers[key] = (time.monotonic() + self.ttl, answer)
+            return answer
+        finally:
+            del self._pending[key]
+            done.set()
+
+
+ADDRESSES = AddressCache()
+
+
+def _connect(conn: Any) -> socket.socket:
+    """urllib3's ``create_connection`` (first address that answers), with cached lookups."""
+    err: OSError | None = None
+    for af, socktype, proto, _name, sockaddr in ADDRESSES.lookup(
+            conn._dns_host, conn.port, allowed_gai_family()):
+        sock = socket.socket(af, socktype, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            if conn.timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(conn.timeout)
+            if conn.source_address:
+                sock.bind(conn.source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            err = exc
+            sock.close()
+    raise err or OSError("getaddrinfo returns an empty list")
+
+
+class _CachedAddressMixin:
+    """urllib3's ``_new_conn`` and its error mapping, on :data:`ADDRESSES`."""
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            return _connect(self)
+        except socket.gaierror as exc:
+            raise u3.NameResolutionError(self.host, self, exc) from exc  # type: ignore[attr-defined, arg-type]
+        except TimeoutError as exc:
+            raise u3.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out.") from exc  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise u3.NewConnectionError(
+                self, f"Failed to establish a new connection: {exc}") from exc  # type: ignore[arg-type]
+
+
+RESPONSE_BUFFER = 2048  # bytes of read buffer per upstream answer (http.client's: 8,192)
+
+
+class _SmallBuffer:
+    """What ``http.client.HTTPResponse`` is given as its socket: ``makefile`` with a smaller
+    buffer. An idle stream keeps its answer's buffer for as long as it is open (8 KB each
+    with the default, measured in the idle-streams bench); SSE events are a few hundred bytes,
+    and larger reads bypass the buffer."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    def makefile(self, mode: str) -> Any:
+        return self.sock.makefile(mode, buffering=RESPONSE_BUFFER)
+
+
+class _Response(http.client.HTTPResponse):
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SmallBuffer(sock), *args, **kwargs)  # type: ignore[arg-type]
+
+
+class LeanHTTPConnection(_CachedAddressMixin, HTTPConnection):
+    response_class = _Response
+
+
+class LeanHTTPSConnection(_CachedAddressMixin, HTTPSConnection):
+    response_class = _Response
 
 
 def dropped(conn: Any) -> bool:
@@ -118,6 +242,8 @@ class LeanAdapter(HTTPAdapter):
         if pool is None:
             built: Any = self.get_connection_with_tls_context(request, verify, proxies=None,
                                                               cert=None)
+            built.ConnectionCls = LeanHTTPSConnection if built.scheme == "https" \
+                else LeanHTTPConnection
             pool = self._pools[(origin, verify)] = built
         return pool
 
@@ -172,7 +298,9 @@ class LeanAdapter(HTTPAdapter):
             response.raw = raw
             response.reason = raw.reason
             response.url = request.url or ""
-            response.request = request
+            # A stream's response lives as long as the stream: it does not keep the request,
+            # whose body and headers (~6 KB) would live as long (idle-stream memory, S4).
+            response.request = None if stream else request  # type: ignore[assignment]
             response.connection = self
             if not stream:
                 response._content = raw.data

@@ -28,7 +28,6 @@ from app.routing.registry import ModelRegistry
 from app.routing.retry import Failure, classify, retry_after_s, retry_delay_s
 from app.routing.state import RoutingState
 from app.routing.strategies import PickContext, build_strategies
-from app.routing.tracking import TrackedEvents
 from app.settings import Deployment, GroupPolicy, RoutingConfig
 
 
@@ -369,7 +368,7 @@ class Dispatcher:
             self.breaker.success(dep.id, admission)
 
     def _tracked(self, stream: ChatStream, dep: Deployment) -> ChatStream:
-        """Wrap a stream so its end updates in-flight counts, tokens and the breaker."""
+        """Have the stream's end update in-flight counts, tokens and the breaker."""
 
         def on_end(upstream_failed: bool) -> None:
             if upstream_failed:  # it broke after the first byte: no retry, but it counts
@@ -378,7 +377,8 @@ class Dispatcher:
             if stream.usage is not None:
                 self.state.add_tokens(dep.id, stream.usage.completion_tokens)
 
-        return stream.attach(TrackedEvents(iter(stream), stream, on_end))
+        stream.on_end(on_end)
+        return stream
 
 
 def _fits(dep: Deployment, tokens: int) -> bool:

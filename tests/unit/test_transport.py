@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from app.providers.transport import LeanAdapter, dropped
+from app.providers.chunked import iter_stream
+from app.providers.transport import ADDRESSES, AddressCache, LeanAdapter, dropped
 
 Handler = Callable[[socket.socket, int], None]
 
@@ -183,3 +184,110 @@ def test_streams_release_their_connection_when_read_and_close_it_when_left(
     resp.close()  # left before reading: that connection is closed, not reused
     assert post(adapter, server.url).status_code == 200
     assert server.connections == 2
+
+
+def test_addresses_are_looked_up_once_per_ttl_and_numeric_hosts_never(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: object) -> object:
+        calls.append(host)
+        time.sleep(0.05)  # concurrent misses overlap
+        return real(host, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    cache = AddressCache(ttl=60)
+    assert cache.lookup("127.0.0.1", 80, socket.AF_UNSPEC)[0][4] == ("127.0.0.1", 80)
+    assert cache.lookup("::1", 80, socket.AF_UNSPEC)[0][0] == socket.AF_INET6
+    assert calls == []
+    threads = [threading.Thread(target=cache.lookup, args=("localhost", 80, socket.AF_INET))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cache.lookup("localhost", 80, socket.AF_INET)
+    assert calls == ["localhost"]  # one lookup for nine callers
+    cache.ttl = 0
+    cache._answers.clear()
+    with pytest.raises(socket.gaierror):
+        cache.lookup("no-such-host.invalid", 80, socket.AF_INET)
+    assert ("no-such-host.invalid", 80, socket.AF_INET) not in cache._answers
+
+
+def test_connections_go_to_the_cached_address(serve: Callable[[Handler], Server]) -> None:
+    server = serve(lambda conn, n: reply(conn))
+    adapter = LeanAdapter(pool_maxsize=4)
+    url = server.url.replace("127.0.0.1", "localhost")
+    assert post(adapter, url).status_code == 200
+    assert ("localhost", server.port, socket.AF_INET) in ADDRESSES._answers or \
+        any(k[0] == "localhost" for k in ADDRESSES._answers)
+
+
+def chunked_server(pieces: list[bytes], *, delay: float = 0.0) -> Handler:
+    """Answers an event stream sent as ``pieces`` of raw chunked encoding."""
+
+    def handler(conn: socket.socket, n: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for piece in pieces:
+            conn.sendall(piece)
+            time.sleep(delay)
+
+    return handler
+
+
+def chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+@pytest.mark.parametrize("split", [1, 3, 7, 1000])
+def test_iter_stream_decodes_chunks_cut_anywhere(serve: Callable[[Handler], Server],
+                                                  split: int) -> None:
+    events = [b"data: {\"n\":%d}\n\n" % i for i in range(20)]
+    wire = b"".join(chunk(e) for e in events) + b"0\r\nX-Trailer: yes\r\n\r\n"
+    pieces = [wire[i:i + split] for i in range(0, len(wire), split)]
+    server = serve(chunked_server(pieces))
+    adapter = LeanAdapter(pool_maxsize=4)
+    resp = post(adapter, server.url, stream=True)
+    assert b"".join(iter_stream(resp)) == b"".join(events)
+    assert post(adapter, server.url).status_code == 200  # the connection went back, reused
+    assert server.connections == 1
+
+
+def test_iter_stream_coalesces_what_arrived_together(serve: Callable[[Handler], Server]) -> None:
+    events = [b"data: {\"n\":%d}\n\n" % i for i in range(5)]
+    server = serve(chunked_server([b"".join(chunk(e) for e in events), b"0\r\n\r\n"],
+                                  delay=0.05))
+    resp = post(LeanAdapter(pool_maxsize=4), server.url, stream=True)
+    blocks = list(iter_stream(resp))
+    assert blocks == [b"".join(events)]  # five events, one block, one write to the client
+
+
+@pytest.mark.parametrize(("wire", "error"), [
+    (chunk(b"data: 1\n\n"), requests.exceptions.ChunkedEncodingError),  # cut before the end
+    (b"zz\r\nhello\r\n", requests.exceptions.ChunkedEncodingError),  # not a size
+])
+def test_iter_stream_errors_are_requests_errors(serve: Callable[[Handler], Server], wire: bytes,
+                                                error: type[Exception]) -> None:
+    def handler(conn: socket.socket, n: int) -> None:
+        chunked_server([wire])(conn, n)
+        conn.close()
+
+    server = serve(handler)
+    resp = post(LeanAdapter(pool_maxsize=4), server.url, stream=True)
+    with pytest.raises(error):
+        list(iter_stream(resp))
+    resp.close()  # the relay closes a failed upstream answer
+
+
+def test_iter_stream_stall_is_a_timeout(serve: Callable[[Handler], Server]) -> None:
+    server = serve(chunked_server([chunk(b"data: 1\n\n")], delay=2))
+    resp = post(LeanAdapter(pool_maxsize=4), server.url, stream=True, timeout=(2, 0.3))
+    blocks = iter_stream(resp)
+    assert next(blocks) == b"data: 1\n\n"
+    with pytest.raises(requests.ConnectionError) as info:
+        next(blocks)
+    assert isinstance(info.value.args[0], TimeoutError)
+    resp.close()

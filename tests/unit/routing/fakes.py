@@ -65,7 +65,8 @@ class FakeProvider(Provider):
 
     def _events(self, stream: ChatStream) -> Iterator[bytes]:
         yield b'data: {"first": true}\n\n'
-        if self.mid_stream_failure:
+        if self.mid_stream_failure:  # as the providers' relay ends a broken stream
+            stream.error = UpstreamError("broke", code="upstream_unavailable")
             yield b'data: {"error": {"message": "broke"}}\n\n'
             return
         stream.completed = True
@@ -95,3 +96,11 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def consume(stream: ChatStream) -> list[bytes]:
+    """Read a stream to its end and close it, as the WSGI server does."""
+    try:
+        return list(stream)
+    finally:
+        stream.close()

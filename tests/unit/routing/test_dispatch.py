@@ -17,6 +17,7 @@ from app.settings import CooldownPolicy, GroupPolicy, RetryPolicy, RoutingConfig
 from tests.unit.routing.fakes import (
     FakeClock,
     FakeProvider,
+    consume,
     dep,
     http_error,
     refused,
@@ -147,7 +148,7 @@ def test_streams_failing_before_the_first_event_are_retried() -> None:
     outcome = d.chat(request(stream=True))
     assert outcome.stream is not None and outcome.attempts == 2
     assert d.state.stats("b").in_flight == 1  # until the stream is consumed
-    assert list(outcome.stream)[-1] == b"data: [DONE]\n\n"
+    assert consume(outcome.stream)[-1] == b"data: [DONE]\n\n"
     assert d.state.stats("b").in_flight == 0 and d.state.stats("b").ttft_ewma is not None
 
 
@@ -157,7 +158,7 @@ def test_a_stream_breaking_after_its_first_event_counts_for_the_breaker() -> Non
     for _ in range(2):
         outcome = d.chat(request(stream=True))
         assert outcome.stream is not None
-        assert b"error" in list(outcome.stream)[-1]  # relayed as is, no retry
+        assert b"error" in consume(outcome.stream)[-1]  # relayed as is, no retry
     assert d.breaker.view(["a"])["a"].state == "open"
     assert len(a.calls) == 2
 
