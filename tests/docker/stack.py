@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,10 @@ from tests.procs import ROOT, free_port
 COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
 MASTER_KEY = "sk-docker-test-master-key"
 DB_USER = DB_NAME = "neuroroute"
+PROJECT_PREFIX = "nrtest"
+# A run takes minutes; a test stack older than this was left by a run that was killed (its
+# containers restart with the engine), and a run on this engine removes it.
+STALE_AFTER_S = 3600
 
 
 def compose_command() -> list[str]:
@@ -48,11 +54,27 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> str:
     return done.stdout
 
 
+def stale_projects(now: float | None = None) -> set[str]:
+    """Test stacks (by compose project) whose containers are all older than STALE_AFTER_S."""
+    out = docker("ps", "-a", "-q", "--filter", "label=com.docker.compose.project")
+    ids = out.split()
+    if not ids:
+        return set()
+    newest: dict[str, float] = {}
+    for item in json.loads(docker("inspect", *ids)):
+        project = item["Config"]["Labels"].get("com.docker.compose.project", "")
+        if re.fullmatch(rf"{PROJECT_PREFIX}[0-9a-f]{{8}}", project):
+            created = datetime.fromisoformat(item["Created"][:19]).replace(tzinfo=UTC)
+            newest[project] = max(newest.get(project, 0.0), created.timestamp())
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    return {project for project, created in newest.items() if created < cutoff}
+
+
 @dataclass
 class Stack:
     images: Mapping[str, str]
     workdir: Path
-    project: str = field(default_factory=lambda: f"nrtest{secrets.token_hex(4)}")
+    project: str = field(default_factory=lambda: f"{PROJECT_PREFIX}{secrets.token_hex(4)}")
     port: int = field(default_factory=free_port)
 
     @property
@@ -90,6 +112,8 @@ class Stack:
         return done.stdout
 
     def up(self) -> None:
+        for project in stale_projects():
+            Stack(self.images, self.workdir, project=project).down()
         self.compose("build", timeout=900)
         self.compose("up", "-d", timeout=300)
         self.wait_ready()

@@ -178,8 +178,13 @@ def test_restarting_one_gateway_loses_no_request_and_no_usage_row(
     ids = {a.request_id for a in answers}
     served = stack.answered_by(ids)
     assert set(served) == ids, "every request is in one replica's access log"
-    assert _drained_during_stop(stack, victim, ids), "requests in flight at SIGTERM finished"
-    assert victim in stack.answered_by({a.request_id for a in answers[back_at:]}).values()
+    drained = _drained_during_stop(stack, victim, ids)
+    after = [rid for rid, where in stack.answered_by(
+        {a.request_id for a in answers[back_at:]}).items() if where == victim]
+    print(f"restart under load: {len(answers)} requests, {len(drained)} finished by the "
+          f"stopping replica after SIGTERM, {len(after)} served by it once back")
+    assert drained, "requests in flight at SIGTERM finished"
+    assert after, "nginx sends the restarted replica traffic again"
 
     rows = wait_for_usage(stack, client_key["id"], ids)
     assert all(rows[rid][0] == 200 for rid in ids)
