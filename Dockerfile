@@ -3,7 +3,7 @@
 #
 # PYTHON_IMAGE: any Debian-based image with Python 3.11+ and `python3 -m venv` (the official
 # image by default; both stages must use the same one, the venv points at its interpreter).
-ARG PYTHON_IMAGE=python:3.12-slim
+ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
