@@ -8,6 +8,7 @@ file's image variables; everything else is the shipped configuration.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,6 +35,7 @@ PROJECT_PREFIX = "nrtest"
 STALE_AFTER_S = 3600
 
 
+@functools.cache
 def compose_command() -> list[str]:
     """``docker compose`` (v2) where the plugin exists, else Compose v1's ``docker-compose``."""
     if subprocess.run(["docker", "compose", "version"], stdout=subprocess.DEVNULL,
