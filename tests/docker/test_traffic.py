@@ -29,6 +29,7 @@ class Answer:
     status: int
     complete: bool  # the JSON body parsed, or the stream ended with data: [DONE]
     error: str = ""
+    worker: str = ""  # X-NeuroRoute-Worker
 
 
 def chat(session: requests.Session, url: str, key: str, *, stream: bool) -> Answer:
@@ -39,12 +40,13 @@ def chat(session: requests.Session, url: str, key: str, *, stream: bool) -> Answ
     try:
         with session.post(f"{url}/v1/chat/completions", json=body, headers=headers,
                           stream=stream, timeout=30) as resp:
+            worker = resp.headers.get("X-NeuroRoute-Worker", "")
             if not stream:
                 complete = resp.status_code == 200 and bool(resp.json()["choices"])
-                return Answer(rid, stream, resp.status_code, complete, resp.text[:200])
+                return Answer(rid, stream, resp.status_code, complete, resp.text[:200], worker)
             lines = [line for line in resp.iter_lines(decode_unicode=True) if line]
             return Answer(rid, stream, resp.status_code, lines[-1:] == ["data: [DONE]"],
-                          lines[-1][:200] if lines else "")
+                          lines[-1][:200] if lines else "", worker)
     except (requests.RequestException, ValueError) as exc:
         return Answer(rid, stream, 0, False, f"{type(exc).__name__}: {exc}")
 
@@ -116,8 +118,10 @@ def test_admin_key_works_on_both_replicas_and_its_usage_is_in_postgres(
             batch = [chat(session, stack.url, client_key["key"], stream=bool(i % 2))
                      for i in range(4)]
             answers += batch
-            assert all(a.status == 200 and a.complete for a in batch), batch
+            assert all(a.status == 200 and a.complete and a.worker for a in batch), batch
             replicas = set(stack.answered_by(a.request_id for a in answers).values())
+    # Both replicas' workers have small pids of their own (X-NeuroRoute-Worker may be the same
+    # number in both containers); the access logs tell which container answered.
     assert replicas == set(stack.containers("gateway")), "nginx must reach both replicas"
 
     rows = wait_for_usage(stack, client_key["id"], {a.request_id for a in answers})
