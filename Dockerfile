@@ -39,8 +39,8 @@ WORKDIR /srv/neuroroute
 # Read-only for the gateway user: the entry points and the default model file.
 COPY wsgi.py gunicorn.conf.py ./
 COPY config/neuroroute.yaml ./config/
-# The only folder the gateway writes to (the SQLite fallback); a named volume mounted here
-# starts with this ownership.
+# The image's one folder the gateway writes to (the SQLite fallback; metrics files go to
+# /tmp); a named volume mounted here starts with this ownership.
 RUN mkdir data && chown neuroroute:neuroroute data
 USER neuroroute
 EXPOSE 8000
