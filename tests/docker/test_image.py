@@ -52,7 +52,7 @@ def test_sqlite_fallback_is_writable_by_the_gateway_user(stack: Stack) -> None:
 
 
 def test_stop_grace_period_outlasts_the_graceful_timeout(stack: Stack) -> None:
-    """Docker waits for the drain (NEUROROUTE_GRACEFUL_TIMEOUT) plus the usage flush."""
+    """Docker waits out Gunicorn's whole graceful stop (drain and usage flush) before it kills."""
     for gateway in stack.containers("gateway"):
         config = stack.inspect(gateway)["Config"]
         env = dict(item.split("=", 1) for item in config["Env"])
