@@ -85,10 +85,11 @@ def debian_image(mirror: str) -> str:
         log(f"debootstrap {SUITE} from {mirror}")
         subprocess.run(["debootstrap", "--variant=minbase", SUITE, str(rootfs), mirror],
                        check=True, stdout=subprocess.DEVNULL, timeout=900)
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", name], stdin=tar.stdout, check=True,
-                       stdout=subprocess.DEVNULL, timeout=300)
-        if tar.wait() != 0:
+        with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."],
+                              stdout=subprocess.PIPE) as tar:
+            subprocess.run(["docker", "import", "-", name], stdin=tar.stdout, check=True,
+                           stdout=subprocess.DEVNULL, timeout=300)
+        if tar.returncode != 0:
             raise SystemExit("base-images: tar of the root file system failed")
     log(f"{name} imported in {time.monotonic() - started:.0f} s")
     return name
