@@ -8,7 +8,7 @@ T ?= tests
 DEV_MASTER_KEY := sk-neuroroute-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint fmt typecheck bench bench-quick bench-usage clean
+.PHONY: help install run migrate test test-docker lint fmt typecheck bench bench-quick bench-usage clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,10 @@ run: migrate ## Migrate the database, then start Gunicorn (gevent) on 127.0.0.1:
 
 test: install ## Run the test suite (T=path to run a subset)
 	$(BIN)/python -m pytest $(T)
+
+# The first test builds the images and starts the stack, hence the long per-test timeout.
+test-docker: install ## Build the image, run the compose stack (2 gateways behind nginx) and smoke-test it (needs Docker)
+	NEUROROUTE_TEST_DOCKER=1 $(BIN)/python -m pytest tests/docker --timeout=900
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check app tests bench wsgi.py gunicorn.conf.py

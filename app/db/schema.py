@@ -6,18 +6,23 @@ can check and apply them). The database URL always comes from Settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.engine import build_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The PostgreSQL advisory lock that serialises upgrades of one database (any fixed 64-bit key;
+# this one spells "NRMIGRAT").
+MIGRATION_LOCK_KEY = 0x4E524D4947524154
 
 
 class SchemaNotCurrentError(RuntimeError):
@@ -37,15 +42,45 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock (PostgreSQL; SQLite has a single writer anyway).
+
+    Two upgrades of one fresh database at once (replicas migrating as they start, a second
+    operator) would both create the same tables and one would fail; with the lock the later
+    one waits, then finds the schema at its revision and does nothing.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def _migrate(database_url: str, run: Callable[[Config, str], None], revision: str) -> None:
+    engine = build_engine(database_url)  # creates the SQLite folder on a fresh machine
+    try:
+        with migration_lock(engine):
+            run(alembic_config(database_url), revision)
+    finally:
+        engine.dispose()
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``; a no-op when already there (idempotent)."""
-    build_engine(database_url).dispose()  # creates the SQLite folder on a fresh machine
-    command.upgrade(alembic_config(database_url), revision)
+    """Apply migrations up to ``revision``; a no-op when already there (idempotent).
+
+    Safe to run concurrently against one PostgreSQL database (see :func:`migration_lock`).
+    """
+    _migrate(database_url, command.upgrade, revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
     """Revert migrations down to ``revision`` (``base``: an empty database)."""
-    command.downgrade(alembic_config(database_url), revision)
+    _migrate(database_url, command.downgrade, revision)
 
 
 def head_revision() -> str:
