@@ -8,6 +8,8 @@ is returned untouched, stream events are passed through as they arrive.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
@@ -38,6 +40,36 @@ class PassThrough(StreamTranslator):
         block = self.buffer.feed(chunk)
         if not block:
             return block
+        if block.startswith(b"data: ") and block.find(b"\n") == len(block) - 2:
+            return self._one(block)  # the common case: one event of one data line
+        return self._many(block)
+
+    def _one(self, block: bytes) -> bytes:
+        data = block[6:-2]
+        if data == b"[DONE]":
+            self.stream.completed = True
+            return block
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.error = invalid_response(self.deployment, "sent a malformed stream event")
+            return b""
+        if b'"usage":{' in data or b'"usage": {' in data:
+            if self._usage(payload):
+                return b""
+        return block
+
+    def _usage(self, payload: Any) -> bool:
+        """Read an event's usage; True if the event is the gateway's own usage-only chunk."""
+        usage = payload.get("usage") if isinstance(payload, dict) else None
+        if not isinstance(usage, dict):
+            return False
+        observed = Usage.from_openai(usage)
+        if observed is not None:
+            self.stream.usage = observed
+        return self.strip_usage and payload.get("choices") == []
+
+    def _many(self, block: bytes) -> bytes:
         events = block.split(b"\n\n")
         kept: list[bytes] | None = None  # only built when an event is dropped
         for index, event in enumerate(events[:-1]):  # the last piece is the empty tail
@@ -54,12 +86,7 @@ class PassThrough(StreamTranslator):
                                                   "sent a malformed stream event")
                     good = events[:index] if kept is None else kept
                     return b"".join(e + b"\n\n" for e in good)
-                usage = payload.get("usage") if isinstance(payload, dict) else None
-                if isinstance(usage, dict):
-                    observed = Usage.from_openai(usage)
-                    if observed is not None:
-                        self.stream.usage = observed
-                    drop = self.strip_usage and payload.get("choices") == []
+                drop = self._usage(payload)
             if drop:
                 if kept is None:
                     kept = events[:index]

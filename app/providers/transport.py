@@ -74,15 +74,20 @@ class AddressCache:
 
     def lookup(self, host: str, port: int, family: int) -> AddressInfo:
         host = host.strip("[]")
+        key = (host, port, family)
+        hit = self._answers.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
             pass
-        else:  # a numeric host: nothing to look up
+        else:  # a numeric host: nothing to look up, ever
             af = socket.AF_INET6 if address.version == 6 else socket.AF_INET
             sockaddr = (host, port, 0, 0) if address.version == 6 else (host, port)
-            return [(af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
-        key = (host, port, family)
+            answer = [(af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
+            self._answers[key] = (float("inf"), answer)
+            return answer
         while True:
             hit = self._answers.get(key)
             if hit is not None and hit[0] > time.monotonic():
@@ -95,9 +100,10 @@ class AddressCache:
                 break
         self._pending[key] = done = threading.Event()
         try:
-            answer = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-            self._answers[key] = (time.monotonic() + self.ttl, answer)
-            return answer
+            looked_up: AddressInfo = list(socket.getaddrinfo(host, port, family,
+                                                             socket.SOCK_STREAM))
+            self._answers[key] = (time.monotonic() + self.ttl, looked_up)
+            return looked_up
         finally:
             del self._pending[key]
             done.set()
