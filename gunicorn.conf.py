@@ -16,13 +16,18 @@ import tempfile
 from app.settings import ConfigError, load_settings
 
 # Async workers: one process serves thousands of concurrent (mostly idle, streaming)
-# connections, each in its own greenlet.
+# connections, each in its own greenlet. `gevent` (the default) is Gunicorn's gevent worker
+# as app.server.GatewayWorker extends it: idle keep-alive connections are closed at once on a
+# stop or reload, and usage is written before the arbiter's kill.
 # NEUROROUTE_WORKER_CLASS=gevent_pywsgi (or gevent_wsgi) picks Gunicorn's worker on gevent's
-# own WSGI server instead; `make bench` compares them. Only gevent workers are supported.
-worker_class = os.environ.get("NEUROROUTE_WORKER_CLASS") or "gevent"
-if worker_class not in ("gevent", "gevent_pywsgi", "gevent_wsgi"):
+# own WSGI server instead (for A/B benchmarks only). Only gevent workers are supported.
+_WORKERS = {"gevent": "app.server.GatewayWorker", "gevent_pywsgi": "gevent_pywsgi",
+            "gevent_wsgi": "gevent_wsgi"}
+_chosen = os.environ.get("NEUROROUTE_WORKER_CLASS") or "gevent"
+if _chosen not in _WORKERS:
     raise SystemExit(f"NEUROROUTE_WORKER_CLASS: expected gevent, gevent_pywsgi or gevent_wsgi, "
-                     f"got {worker_class!r}")
+                     f"got {_chosen!r}")
+worker_class = _WORKERS[_chosen]
 
 # Loopback by default: exposing the gateway is an explicit decision (NEUROROUTE_BIND).
 bind = os.environ.get("NEUROROUTE_BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
@@ -104,7 +109,9 @@ def post_fork(server, worker):
     # worker's hub. The callback must be installed before the worker's first connection,
     # which happens while the app is loaded (right after this hook). Checked on the worker
     # actually used, in case `-k` overrode worker_class on the command line.
-    if "gevent" in type(worker).__module__:
+    from gunicorn.workers.ggevent import GeventWorker
+
+    if isinstance(worker, GeventWorker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()

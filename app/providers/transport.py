@@ -52,9 +52,9 @@ from urllib3.util.timeout import _DEFAULT_TIMEOUT
 try:  # gevent's poll would create watchers: the real one asks the kernel once
     from gevent import monkey
 
-    _poll: Any = monkey.get_original("select", "poll")
+    real_poll: Any = monkey.get_original("select", "poll")
 except ImportError:  # pragma: no cover - the gateway always runs on gevent
-    _poll = select.poll
+    real_poll = select.poll
 
 # Failures of a reused connection before any byte of the answer: the server had closed it.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
@@ -185,7 +185,7 @@ def dropped(conn: Any) -> bool:
     sock = getattr(conn, "sock", None)
     if sock is None:
         return False  # not connected: it connects when used
-    poller = _poll()
+    poller = real_poll()
     poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
 

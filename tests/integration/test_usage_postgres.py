@@ -243,3 +243,68 @@ def test_usage_table_sums_match_admin_report(pg_url: str, upstream: Proc,
     assert report["totals"]["requests"] == 4
     assert report["totals"]["cost"] == pytest.approx(cost)
     assert report["groups"][0]["group"] == key["id"]
+
+
+def keep_alive_clients(gw: Proc, key: str, n: int) -> list[Any]:
+    """``n`` connections that each made one request and now sit idle, kept alive."""
+    import http.client
+
+    host, port = gw.url.removeprefix("http://").split(":")
+    conns = []
+    for _ in range(n):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("POST", "/v1/chat/completions", body=b'{"model": "up", "messages": '
+                     b'[{"role": "user", "content": "x"}]}',
+                     headers={"Authorization": f"Bearer {key}",
+                              "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Connection") != "close"
+        resp.read()
+        conns.append(conn)
+    return conns
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_and_reload_do_not_wait_for_idle_keep_alive_clients(
+        usage_db: str, upstream: Proc, tmp_path: Path, sig: int) -> None:
+    """16 idle keep-alive connections (nginx keeps up to 256): a stop is not held up to the
+    keep-alive or graceful timeout, and all their usage records are written (the flush
+    interval is far longer than the test, so only the shutdown writes them)."""
+    env = {"NEUROROUTE_DATABASE_URL": usage_db, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "300",
+           "NEUROROUTE_GRACEFUL_TIMEOUT": "30", "NEUROROUTE_KEEPALIVE": "75"}
+    gw = start_gateway(tmp_path, models(upstream), env=env)
+    with running(gw):
+        key = new_key(gw)["key"]
+        conns = keep_alive_clients(gw, key, 16)
+        started = time.monotonic()
+        if sig == signal.SIGTERM:
+            assert gw.stop(signal.SIGTERM, timeout=40) == 0
+        else:  # a reload retires the old worker the same way: its records are written
+            gw.popen.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 40
+            while len(usage_rows(usage_db)) < 16 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        took = time.monotonic() - started
+        for conn in conns:
+            conn.close()
+        assert len(usage_rows(usage_db)) == 16
+        assert took < 5, f"the stop waited {took:.1f} s for idle connections"
+
+
+def test_a_stream_longer_than_the_graceful_timeout_is_recorded_before_the_kill(
+        usage_db: str, upstream: Proc, tmp_path: Path) -> None:
+    env = {"NEUROROUTE_DATABASE_URL": usage_db, "NEUROROUTE_USAGE_FLUSH_INTERVAL": "300",
+           "NEUROROUTE_GRACEFUL_TIMEOUT": "4"}
+    gw = start_gateway(tmp_path, models(upstream), env=env)
+    with running(gw):
+        key = new_key(gw)["key"]
+        resp = requests.post(f"{gw.url}/v1/chat/completions", stream=True, timeout=30, headers={
+            "Authorization": f"Bearer {key}"}, json={
+            "model": "up", "stream": True, "messages": [{"role": "user", "content": "x"}],
+            "mock": {"tokens": 200, "interval_ms": 100}})  # 20 s of stream
+        lines = resp.iter_lines()
+        assert next(lines).startswith(b"data: ")
+        assert gw.stop(signal.SIGTERM, timeout=15) == 0  # stopped at the graceful timeout
+        resp.close()
+    rows = usage_rows(usage_db)
+    assert len(rows) == 1 and rows[0].stream is True

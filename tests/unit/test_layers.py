@@ -9,7 +9,7 @@ Floors, bottom up (README "Layout"):
 3. routing, usage, cache, sync, admission: the services of one concern each
 4. chat: the request pipelines that compose them
 5. gateway: the wiring
-6. api, cli: HTTP and the command line
+6. api, cli, server: HTTP, the command line, the Gunicorn worker
 7. app (create_app)
 
 Function-level and ``TYPE_CHECKING`` imports count too: an import that reaches up a floor,
@@ -33,7 +33,7 @@ FLOORS: dict[str, int] = {
     "app.routing": 3, "app.usage": 3, "app.cache": 3, "app.sync": 3, "app.admission": 3,
     "app.chat": 4,
     "app.gateway": 5,
-    "app.api": 6, "app.cli": 6,
+    "app.api": 6, "app.cli": 6, "app.server": 6,
     "app": 7,
 }
 
