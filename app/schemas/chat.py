@@ -12,7 +12,8 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, types, validate, validates_schema
 
-from app.schemas.common import StrictBoolean, StrictFloat
+from app.schemas.common import INT64_MAX, INT64_MIN, Int64, StrictBoolean, StrictFloat
+from app.schemas.common import first_error as first_error  # re-exported for app.api.chat
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _ROLES = frozenset(ROLES)
@@ -71,23 +72,21 @@ class ChatCompletionRequestSchema(Schema):
                            validate=validate.Length(min=1))
     stream = StrictBoolean(allow_none=True)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
-    max_tokens = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
-    max_completion_tokens = fields.Integer(strict=True, allow_none=True,
-                                           validate=validate.Range(min=1))
-    n = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=128))
+    max_tokens = Int64(minimum=1, allow_none=True)
+    max_completion_tokens = Int64(minimum=1, allow_none=True)
+    n = Int64(minimum=1, maximum=128, allow_none=True)
     temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     presence_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
     frequency_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
     stop = StopField(allow_none=True)
-    seed = fields.Integer(strict=True, allow_none=True)
+    seed = Int64(allow_none=True)
     user = fields.String()
     tools = fields.List(fields.Dict())
     tool_choice = fields.Raw()
     response_format = fields.Dict()
     logprobs = StrictBoolean(allow_none=True)
-    top_logprobs = fields.Integer(strict=True, allow_none=True,
-                                  validate=validate.Range(min=0, max=20))
+    top_logprobs = Int64(minimum=0, maximum=20, allow_none=True)
 
     def validate(self, data: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
                  many: bool | None = None,
@@ -114,11 +113,11 @@ def _opt_bool(v: Any) -> bool:
 
 
 def _opt_int_min1(v: Any) -> bool:
-    return v is None or (type(v) is int and v >= 1)
+    return v is None or (type(v) is int and 1 <= v <= INT64_MAX)
 
 
 def _opt_int(v: Any) -> bool:
-    return v is None or type(v) is int
+    return v is None or (type(v) is int and INT64_MIN <= v <= INT64_MAX)
 
 
 def _opt_number(lo: float, hi: float) -> Callable[[Any], bool]:
@@ -213,29 +212,35 @@ def is_plainly_valid(data: Any) -> bool:
     return True
 
 
-# --- response shapes (documented in /openapi.json; the gateway relays upstream JSON as is) ---
+# --- response shapes (documented in /openapi.json; the gateway relays upstream JSON as is,
+# so every object may carry more fields than these: OpenAI adds them often) ---
 
-class UsageSchema(Schema):
+
+class _Relayed(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+class UsageSchema(_Relayed):
     prompt_tokens = fields.Integer(required=True)
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
 
 
-class ResponseMessageSchema(Schema):
+class ResponseMessageSchema(_Relayed):
     role = fields.String(required=True)
     content = fields.String(required=True, allow_none=True)
     refusal = fields.String(allow_none=True)
     tool_calls = fields.List(fields.Dict())
 
 
-class ChoiceSchema(Schema):
+class ChoiceSchema(_Relayed):
     index = fields.Integer(required=True)
     message = fields.Nested(ResponseMessageSchema, required=True)
     finish_reason = fields.String(required=True, allow_none=True)
     logprobs = fields.Dict(allow_none=True)
 
 
-class ChatCompletionSchema(Schema):
+class ChatCompletionSchema(_Relayed):
     id = fields.String(required=True)
     object = fields.String(required=True, metadata={"enum": ["chat.completion"]})
     created = fields.Integer(required=True)
@@ -245,14 +250,14 @@ class ChatCompletionSchema(Schema):
     system_fingerprint = fields.String(allow_none=True)
 
 
-class ChunkChoiceSchema(Schema):
+class ChunkChoiceSchema(_Relayed):
     index = fields.Integer(required=True)
     delta = fields.Dict(required=True)
     finish_reason = fields.String(required=True, allow_none=True)
     logprobs = fields.Dict(allow_none=True)
 
 
-class ChatCompletionChunkSchema(Schema):
+class ChatCompletionChunkSchema(_Relayed):
     """One ``data:`` event of a stream (``text/event-stream``), ending with ``data: [DONE]``."""
 
     id = fields.String(required=True)
@@ -261,21 +266,3 @@ class ChatCompletionChunkSchema(Schema):
     model = fields.String(required=True)
     choices = fields.List(fields.Nested(ChunkChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
-
-
-def first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
-    """The first (param path, message) in marshmallow's nested errors, e.g. messages[0].role."""
-    if isinstance(messages, dict):
-        key, value = next(iter(messages.items()))
-        if isinstance(key, int):
-            path = f"{prefix}[{key}]"
-        elif key == "_schema":
-            path = prefix
-        else:
-            path = f"{prefix}.{key}" if prefix else str(key)
-        return first_error(value, path)
-    if isinstance(messages, list) and messages:
-        if isinstance(messages[0], str):
-            return prefix, messages[0]
-        return first_error(messages[0], prefix)
-    return prefix, str(messages)
