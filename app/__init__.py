@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         register_auth_enforcement,
         register_request_hooks,
     )
+    from app.api.headers import register_browser_headers
     from app.cli import register_cli
     from app.errors import register_error_handlers
     from app.extensions import init_gateway
@@ -33,9 +34,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     register_error_handlers(app)
+    register_browser_headers(app, settings)  # 0. security headers, CORS (preflights end here)
     register_request_hooks(app)  # 1. request id, observation, authentication recorded
+    api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
-        app.register_blueprint(blueprint)
+        api.register_blueprint(blueprint)
+    app.register_blueprint(docs.assets)
     init_gateway(app, settings)  # 2. services, including the rate limiter's hooks
     register_auth_enforcement(app)  # 3. a failed authentication becomes its 401 here
     if settings.trusted_proxy_hops:

@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, g, request
+from flask import Response, g, request
 
+from app.api.chat_doc import chat_completion_doc
+from app.api.spec import SECURED, Blueprint
 from app.cache import HIT, MISS, replay_as_stream
 from app.errors import InvalidRequestError, ModelNotFoundError, UnsupportedMediaTypeError
 from app.extensions import gateway
@@ -17,7 +19,8 @@ from app.routing.dispatch import FALLBACKS_HEADER, route_options
 from app.schemas.chat import ChatCompletionRequestSchema, first_error
 from app.streaming import SSE_HEADERS, SSE_MIMETYPE
 
-bp = Blueprint("chat", __name__)
+bp = Blueprint("chat", __name__, errors=SECURED, secured=True,
+               description="OpenAI-compatible chat completions.")
 _schema = ChatCompletionRequestSchema()
 
 
@@ -58,6 +61,7 @@ def validate_chat_body(body: dict[str, Any]) -> None:
 
 
 @bp.post("/v1/chat/completions")
+@chat_completion_doc(bp)
 def create_chat_completion() -> Response:
     body = parse_json_object()
     validate_chat_body(body)
