@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from app.api.docs import CHAT_EXAMPLE, CHAT_STREAM_EXAMPLE
-from app.api.headers import CHAT_HEADERS, RATE_LIMIT_HEADERS, RETRY_AFTER, ROUTING_HEADERS
 from app.api.headers import openapi_headers as headers
 from app.api.spec import Blueprint, documented
+from app.http_headers import CHAT_HEADERS, RATE_LIMIT_HEADERS, RETRY_AFTER, ROUTING_HEADERS
 from app.schemas.chat import (
     ChatCompletionChunkSchema,
     ChatCompletionRequestSchema,

@@ -15,8 +15,8 @@ import orjson
 from flask import Flask, Response, current_app, send_from_directory
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
-from app.api.headers import DOCS_CSP
 from app.api.spec import BEARER, OPENAPI_VERSION, Api, Blueprint, documented
+from app.http_headers import DOCS_CSP
 from app.settings import Settings
 
 bp = Blueprint("docs", __name__, description="This document and Swagger UI.")

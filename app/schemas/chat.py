@@ -18,6 +18,9 @@ from app.schemas.common import first_error as first_error  # re-exported for app
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _ROLES = frozenset(ROLES)
 _CONTENT_REQUIRED = frozenset(("system", "developer", "user"))
+# max_tokens counts against the key's tokens-per-minute (a 64-bit counter in Redis) with the
+# prompt: 2**31 - 1 keeps any realistic window's sum far inside it, and no model writes more.
+MAX_OUTPUT_TOKENS = 2**31 - 1
 
 
 class ContentField(fields.Field[Any]):
@@ -72,8 +75,8 @@ class ChatCompletionRequestSchema(Schema):
                            validate=validate.Length(min=1))
     stream = StrictBoolean(allow_none=True)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
-    max_tokens = Int64(minimum=1, allow_none=True)
-    max_completion_tokens = Int64(minimum=1, allow_none=True)
+    max_tokens = Int64(minimum=1, maximum=MAX_OUTPUT_TOKENS, allow_none=True)
+    max_completion_tokens = Int64(minimum=1, maximum=MAX_OUTPUT_TOKENS, allow_none=True)
     n = Int64(minimum=1, maximum=128, allow_none=True)
     temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
@@ -112,8 +115,8 @@ def _opt_bool(v: Any) -> bool:
     return v is None or type(v) is bool
 
 
-def _opt_int_min1(v: Any) -> bool:
-    return v is None or (type(v) is int and 1 <= v <= INT64_MAX)
+def _opt_output_tokens(v: Any) -> bool:
+    return v is None or (type(v) is int and 1 <= v <= MAX_OUTPUT_TOKENS)
 
 
 def _opt_int(v: Any) -> bool:
@@ -180,8 +183,8 @@ _FAST_CHECKS: dict[str, Callable[[Any], bool]] = {
     "messages": _messages,
     "stream": _opt_bool,
     "stream_options": _opt_stream_options,
-    "max_tokens": _opt_int_min1,
-    "max_completion_tokens": _opt_int_min1,
+    "max_tokens": _opt_output_tokens,
+    "max_completion_tokens": _opt_output_tokens,
     "n": _opt_n,
     "temperature": _opt_number(0, 2),
     "top_p": _opt_number(0, 1),

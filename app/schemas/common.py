@@ -44,8 +44,15 @@ class Int64(fields.Integer):
                  strict: bool = True, **kwargs: Any) -> None:
         if not INT64_MIN <= minimum <= maximum <= INT64_MAX:
             raise ValueError("Int64 bounds must lie within 64 bits")
-        super().__init__(strict=strict, validate=validate.Range(min=minimum, max=maximum),
-                         **kwargs)
+        self._range = validate.Range(min=minimum, max=maximum)
+        super().__init__(strict=strict, validate=self._range, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        # orjson reads an integer beyond 64 bits as a float (10**30 -> 1e30): say it is out of
+        # range, not "not a valid integer".
+        if type(value) is float and value.is_integer():
+            self._range(value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Text(fields.String):
