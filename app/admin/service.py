@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from app.db import repo
 from app.db.engine import Database
 from app.db.models import ApiKey
-from app.errors import InvalidRequestError
 from app.schemas.admin import DeploymentCreateSchema
 from app.schemas.common import invalid_request
 from app.usage.budgets import period_start
@@ -189,9 +188,6 @@ class AdminService:
         """Merge the changes into the stored entry (``None`` removes a field) and validate
         the result as a whole, like a new deployment (and the YAML file): no combination of
         edits can store an entry that creation would refuse."""
-        if changes.get("id", dep_id) != dep_id:
-            raise InvalidRequestError("Invalid value for 'id': a deployment's id cannot "
-                                      "change.", param="id", code="invalid_value")
         merged = repo.deployment_entry(repo.get_deployment(session, dep_id))
         for name, value in changes.items():
             if value is None:

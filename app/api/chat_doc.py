@@ -15,7 +15,7 @@ from app.api.headers import openapi_headers as headers
 from app.api.spec import Blueprint, documented
 from app.http_headers import CHAT_HEADERS, RATE_LIMIT_HEADERS, RETRY_AFTER, ROUTING_HEADERS
 from app.schemas.chat import (
-    ChatCompletionChunkSchema,
+    ChatCompletionEventSchema,
     ChatCompletionRequestSchema,
     ChatCompletionSchema,
 )
@@ -31,17 +31,19 @@ TOO_MANY = ("The key's rate limit (`rate_limit_exceeded`, with Retry-After and x
             "headers), a spent budget (`insufficient_quota`), every deployment at its rpm/tpm "
             "capacity, the upstream's 429, or too many failed authentications from this "
             "address")
+# What app.routing.dispatch.route_options accepts (case-insensitive, spaces around).
+FALLBACKS_VALUE = "^[ \t]*([Oo][Nn]|[Oo][Ff][Ff]|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)[ \t]*$"
 REQUEST_HEADERS: list[dict[str, Any]] = [
     {"in": "header", "name": "X-Request-ID", "required": False, "schema": {"type": "string"},
      "description": "Echoed back and sent upstream; generated if absent."},
     {"in": "header", "name": "x-neuroroute-fallbacks", "required": False,
-     "schema": {"type": "string", "enum": ["on", "off"]},
+     "schema": {"type": "string", "pattern": FALLBACKS_VALUE},
      "description": "`off` disables fallback groups for this request (same as body field "
-                    "`neuroroute: {fallbacks: false}`, which is not sent upstream)."},
-    {"in": "header", "name": "Cache-Control", "required": False,
-     "schema": {"type": "string", "enum": ["no-cache", "no-store"]},
+                    "`neuroroute: {fallbacks: false}`, which is not sent upstream); `on` is "
+                    "the default. Also `true`/`false`/`1`/`0`, in any case; else 400."},
+    {"in": "header", "name": "Cache-Control", "required": False, "schema": {"type": "string"},
      "description": "`no-cache`: do not answer from the response cache (the fresh answer is "
-                    "stored); `no-store`: bypass it."},
+                    "stored); `no-store`: bypass it. Other directives are ignored."},
 ]
 
 
@@ -54,7 +56,7 @@ def chat_completion_doc(bp: Blueprint) -> Callable[[Any], Any]:
                      examples={"hello": CHAT_EXAMPLE, "stream": CHAT_STREAM_EXAMPLE}),
         bp.response(200, ChatCompletionSchema, description=OK,
                     headers=headers({**ROUTING_HEADERS, **CHAT_HEADERS})),
-        bp.alt_response(200, schema=ChatCompletionChunkSchema, content_type="text/event-stream",
+        bp.alt_response(200, schema=ChatCompletionEventSchema, content_type="text/event-stream",
                         description=OK, success=True),
         bp.errors(
             _404="Unknown model, or a model the key may not use",

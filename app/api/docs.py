@@ -15,8 +15,9 @@ import orjson
 from flask import Flask, Response, current_app, send_from_directory
 from swagger_ui.utils import SWAGGER_UI_PY_ROOT
 
-from app.api.spec import BEARER, OPENAPI_VERSION, Api, Blueprint, documented
+from app.api.spec import BEARER, OPENAPI_VERSION, Api, Blueprint, SchemaExtrasPlugin, documented
 from app.http_headers import DOCS_CSP
+from app.schemas.chat import ChatCompletionChunkSchema
 from app.settings import Settings
 
 bp = Blueprint("docs", __name__, description="This document and Swagger UI.")
@@ -37,12 +38,16 @@ def create_api(app: Flask, settings: Settings) -> Api:
     examples (for the first configured model, so "Try it out" works as it comes)."""
     api = Api(app, spec_kwargs={
         "title": "NeuroRoute", "version": "0.1.0", "openapi_version": OPENAPI_VERSION,
+        "extra_plugins": [SchemaExtrasPlugin()],
         "info": {"description": "Self-hosted OpenAI-compatible LLM gateway. Every error "
                                 "body is OpenAI's envelope `{\"error\": {message, type, "
                                 "param, code}}`."}})
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
         "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`)"})
+    # Named in the stream event's contentSchema (a JSON string in `data`), so not found by
+    # the schema resolver on its own.
+    api.spec.components.schema("ChatCompletionChunk", schema=ChatCompletionChunkSchema)
     model = settings.deployments[0].name
     hello = {"model": model, "messages": [{"role": "user", "content": "Hello!"}]}
     api.spec.components.example(CHAT_EXAMPLE, {"summary": f"Say hello to {model}",

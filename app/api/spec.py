@@ -13,11 +13,12 @@ from http import HTTPStatus
 from typing import Any, NoReturn, TypeVar, cast
 
 import flask_smorest
+from apispec import BasePlugin
 from flask import Request
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 from webargs.flaskparser import FlaskParser
 
-from app.schemas.common import ErrorSchema, invalid_request
+from app.schemas.common import ErrorSchema, Text, invalid_request
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,11 +83,54 @@ class GatewayParser(FlaskParser):
         raise invalid_request(messages)
 
 
+class SchemaExtrasPlugin(BasePlugin):
+    """Adds a schema's ``Meta.openapi`` (JSON Schema keywords for what a field cannot say,
+    e.g. a rule across fields) to its component in the document."""
+
+    def schema_helper(self, name: str, definition: dict[str, Any], **kwargs: Any
+                      ) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        extras = getattr(getattr(schema, "Meta", None), "openapi", None)
+        return {**definition, **extras} if extras else None
+
+
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def field_properties(converter: Any, field: Any, *, ret: dict[str, Any], **_: Any
+                     ) -> dict[str, Any]:
+    """apispec attribute function for what apispec leaves out: an exclusive bound of a
+    ``Range``; a :class:`~app.schemas.common.Text` (and a dict keyed by one) refuses NUL
+    characters; an http(s) URL is a ``uri`` starting with its scheme."""
+    for validator in field.validators:
+        if isinstance(validator, validate.Range):
+            if validator.min is not None and not validator.min_inclusive:
+                ret.pop("minimum", None)
+                ret["exclusiveMinimum"] = validator.min
+            if validator.max is not None and not validator.max_inclusive:
+                ret.pop("maximum", None)
+                ret["exclusiveMaximum"] = validator.max
+    if isinstance(field, Text):
+        return {"pattern": NO_NUL_PATTERN}
+    if isinstance(field, fields.Dict) and isinstance(field.key_field, Text):
+        return {"propertyNames": {"pattern": NO_NUL_PATTERN}}
+    if isinstance(field, fields.Url) and all(
+            getattr(v, "schemes", None) == {"http", "https"} for v in field.validators):
+        # JSON Schema's name for the format (marshmallow says "url"); the rest of the URL
+        # syntax is marshmallow's validator's.
+        return {"format": "uri", "pattern": "^https?://"}
+    return {}
+
+
 class Api(flask_smorest.Api):  # type: ignore[misc]  # untyped library
     """The OpenAPI document's owner. Errors are OpenAI's envelope, listed per operation."""
 
     ERROR_SCHEMA = ErrorSchema
     DEFAULT_ERROR_RESPONSE_NAME = None  # no catch-all "default": every status is listed
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        super()._init_spec(**kwargs)
+        self.ma_plugin.converter.add_attribute_function(field_properties)
 
     def _register_error_handlers(self) -> None:
         """Nothing: ``app.errors.register_error_handlers`` is the one error renderer."""

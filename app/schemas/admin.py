@@ -8,6 +8,7 @@ header values) are never part of a response schema.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -268,10 +269,20 @@ def _no_env_reference(api_key: Any) -> None:
 class DeploymentCreateSchema(DeploymentConfigSchema):
     """A YAML ``models:`` entry, sent as JSON. ``api_key`` and ``headers`` are write-only."""
 
+    class Meta:
+        unknown = RAISE
+        # _api_base_rule, for the OpenAPI document (app.api.spec.SchemaExtrasPlugin)
+        openapi = {"if": {"properties": {"provider": {"const": "mock"}},
+                          "required": ["provider"]},
+                   "then": {"not": {"required": ["api_base"]}},
+                   "else": {"required": ["api_base"]}}
+
     id = Text(validate=_ID, metadata={
         "description": "Stable id; generated when absent. Must differ from the YAML ids."})
     api_key = Text(validate=validate.Length(min=1), load_only=True, metadata={
-        "description": "Upstream key (write-only: never returned)."})
+        "description": "Upstream key (write-only: never returned); not an `os.environ/` "
+                       "reference, which only the YAML file resolves.",
+        "not": {"pattern": f"^{re.escape(ENV_REF_PREFIX)}"}})
     headers = fields.Dict(keys=Text(), values=Text(), load_default=dict,
                           load_only=True, metadata={
                               "description": "Extra upstream headers (values write-only)."})
@@ -284,10 +295,12 @@ class DeploymentCreateSchema(DeploymentConfigSchema):
 
 class DeploymentUpdateSchema(DeploymentCreateSchema):
     """Fields to change; ``null`` clears an optional one (e.g. ``api_key``). Any field of a
-    new deployment may be sent; the merged result is validated like a new deployment."""
+    new deployment but its ``id`` (in the URL; it cannot change) may be sent; the merged
+    result is validated like a new deployment."""
 
     class Meta:
         unknown = RAISE
+        exclude = ("id",)
 
     def __init__(self, **kwargs: Any) -> None:
         # Only what is sent (no defaults filled in over the stored values), and null is a

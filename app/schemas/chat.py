@@ -26,6 +26,11 @@ MAX_OUTPUT_TOKENS = 2**31 - 1
 class ContentField(fields.Field[Any]):
     """Message content: a string, a list of content parts (objects), or null."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"anyOf": [{"type": "string"},
+                                             {"type": "array", "items": {"type": "object"}},
+                                             {"type": "null"}]}, **kwargs)
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
@@ -35,6 +40,13 @@ class ContentField(fields.Field[Any]):
 
 
 class StopField(fields.Field[Any]):
+    """Up to 4 stop sequences: a string or a list of strings."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"anyOf": [
+            {"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+            {"type": "null"}]}, **kwargs)
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
@@ -46,6 +58,11 @@ class StopField(fields.Field[Any]):
 class MessageSchema(Schema):
     class Meta:
         unknown = INCLUDE
+        # _content_present, for the OpenAPI document (app.api.spec.SchemaExtrasPlugin)
+        openapi = {"if": {"properties": {"role": {"enum": sorted(_CONTENT_REQUIRED)}},
+                          "required": ["role"]},
+                   "then": {"required": ["content"],
+                            "properties": {"content": {"not": {"type": "null"}}}}}
 
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     content = ContentField(allow_none=True)
@@ -269,3 +286,15 @@ class ChatCompletionChunkSchema(_Relayed):
     model = fields.String(required=True)
     choices = fields.List(fields.Nested(ChunkChoiceSchema), required=True)
     usage = fields.Nested(UsageSchema, allow_none=True)
+
+
+class ChatCompletionEventSchema(_Relayed):
+    """One server-sent event of a stream (``text/event-stream``): ``data`` holds a
+    ``ChatCompletionChunk`` as JSON, an error envelope after a failure, or ``[DONE]`` last
+    (the other SSE fields, ``event``, ``id``, ``retry``, are not used)."""
+
+    data = fields.String(required=True, metadata={"anyOf": [
+        {"const": "[DONE]"},
+        {"contentMediaType": "application/json", "contentSchema": {"anyOf": [
+            {"$ref": "#/components/schemas/ChatCompletionChunk"},
+            {"$ref": "#/components/schemas/Error"}]}}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -36,8 +37,9 @@ class StrictBoolean(fields.Boolean):
 class Int64(fields.Integer):
     """An integer within ``minimum``..``maximum``, never beyond 64 bits (documented as such).
 
-    ``strict`` (the default, for JSON bodies) refuses numeric strings and floats; query
-    strings pass ``strict=False``.
+    ``strict`` (the default, for JSON bodies) refuses numeric strings, booleans and fractions.
+    ``2.0`` is the number 2 in JSON and in JSON Schema (whose ``integer`` the document says),
+    so it is accepted as 2; query strings pass ``strict=False``.
     """
 
     def __init__(self, *, minimum: int = INT64_MIN, maximum: int = INT64_MAX,
@@ -48,9 +50,12 @@ class Int64(fields.Integer):
         super().__init__(strict=strict, validate=self._range, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
-        # orjson reads an integer beyond 64 bits as a float (10**30 -> 1e30): say it is out of
-        # range, not "not a valid integer".
         if type(value) is float and value.is_integer():
+            if abs(value) >= 2.0**63:
+                # orjson also reads an integer beyond 64 bits as a float (10**30 -> 1e30, and
+                # -2**63 - 1 rounds to -2.0**63): that is out of range, not "not an integer".
+                self._range(math.copysign(math.inf, value))
+            value = int(value)
             self._range(value)
         return super()._deserialize(value, attr, data, **kwargs)
 

@@ -8,10 +8,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
+from app import create_app
 from app.api.docs import UNDOCUMENTED
 from app.api.spec import ERROR_RESPONSES
+from app.schemas.chat import MAX_OUTPUT_TOKENS
 from app.schemas.ops import EffectiveConfigSchema, RoutingReportSchema
-from tests.conftest import AUTH
+from tests.conftest import AUTH, SettingsFactory
 
 
 def openapi_path(rule: str) -> str:
@@ -80,7 +82,7 @@ def test_chat_request_schema_documents_validated_fields(client: FlaskClient) -> 
     assert {"model", "messages", "stream", "stream_options", "max_tokens"} <= set(
         request["properties"])
     assert set(request["required"]) == {"model", "messages"}
-    assert request["properties"]["max_tokens"]["maximum"] == 2**63 - 1
+    assert request["properties"]["max_tokens"]["maximum"] == MAX_OUTPUT_TOKENS
     assert request["properties"]["seed"]["minimum"] == -(2**63)
 
 
@@ -132,3 +134,18 @@ def test_swagger_ui_5_is_served_offline(client: FlaskClient) -> None:
         with client.get(path) as resp:
             assert resp.status_code == 404, path
             assert resp.get_json()["error"]["code"] == "unknown_url"
+
+
+def test_every_secured_operation_refuses_a_missing_key(make_settings: SettingsFactory) -> None:
+    """What schemathesis' ignored_auth check would probe (see test_schemathesis.py)."""
+    # Above the failed-authentication limit (429 after 20 by default) for this test only.
+    client = create_app(make_settings(NEUROROUTE_AUTH_FAILURE_LIMIT="1000/minute")).test_client()
+    doc = document(client)
+    secured = [(path, method) for path, method, op in operations(doc) if op.get("security")]
+    assert len(secured) > 25
+    for path, method in secured:
+        url = re.sub(r"\{[a-z_]+\}", "x", path)
+        for headers in ({}, {"Authorization": "Bearer sk-nr-not-a-key"}):
+            resp = client.open(url, method=method.upper(), headers=headers, json={})
+            assert resp.status_code == 401, (method, path, resp.status_code)
+            assert resp.get_json()["error"]["code"] in ("invalid_api_key", "missing_api_key")
