@@ -23,7 +23,7 @@ from marshmallow import (
 
 from app.db.models import BUDGET_PERIODS, ROLES
 from app.providers.kinds import PROVIDER_KINDS
-from app.schemas.common import Int64, StrictBoolean, StrictFloat, Text
+from app.schemas.common import INT32_MAX, Int64, StrictBoolean, StrictFloat, Text
 from app.schemas.config import DeploymentConfigSchema
 from app.settings import ENV_REF_PREFIX
 
@@ -114,8 +114,8 @@ class KeyUpdateSchema(_Request):
     team_id = Text(allow_none=True, validate=_ID)
     allowed_models = fields.List(Text(validate=_ID), allow_none=True, metadata={
         "description": "Model names the key may use; null: every model."})
-    rpm_limit = Int64(minimum=1, allow_none=True)
-    tpm_limit = Int64(minimum=1, allow_none=True)
+    rpm_limit = Int64(minimum=1, maximum=INT32_MAX, allow_none=True)  # the column's range
+    tpm_limit = Int64(minimum=1, maximum=INT32_MAX, allow_none=True)
     max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0))
     budget_period = Text(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
     expires_at = UtcDateTime(allow_none=True, metadata={

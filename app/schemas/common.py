@@ -13,6 +13,8 @@ from app.errors import InvalidRequestError
 # PostgreSQL's BIGINT and Redis' counters hold (beyond, they raise OverflowError).
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+# Columns declared INTEGER (a key's rpm_limit/tpm_limit) are 32-bit on PostgreSQL.
+INT32_MAX = 2**31 - 1
 MISSING_MESSAGE = "Missing data for required field."
 
 

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from app.schemas.chat import MAX_OUTPUT_TOKENS, ChatCompletionRequestSchema, is_plainly_valid
-from app.schemas.common import INT64_MAX, INT64_MIN
+from app.schemas.common import INT32_MAX, INT64_MAX, INT64_MIN
 from tests.conftest import AUTH, chat_body
 
 BIG = 10**22  # 22 digits
@@ -24,14 +24,15 @@ def assert_400(resp: Any, param: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("field", "value"), [
     ("tpm_limit", 2**63), ("rpm_limit", 10**30), ("rpm_limit", -(2**64)),
+    ("tpm_limit", INT32_MAX + 1),
 ])
-def test_admin_body_integers_stay_within_64_bits(client: FlaskClient, field: str,
-                                                 value: int) -> None:
+def test_admin_body_integers_stay_within_their_columns(client: FlaskClient, field: str,
+                                                       value: int) -> None:
     error = assert_400(client.post("/admin/keys", json={"name": "k", field: value},
                                    headers=AUTH), field)
-    assert str(INT64_MAX) in error["message"]  # the real bound, not a misleading message
-    key = client.post("/admin/keys", json={"name": "k", field: INT64_MAX}, headers=AUTH)
-    assert key.status_code == 201 and key.get_json()[field] == INT64_MAX
+    assert str(INT32_MAX) in error["message"]  # the real bound, not a misleading message
+    key = client.post("/admin/keys", json={"name": "k", field: INT32_MAX}, headers=AUTH)
+    assert key.status_code == 201 and key.get_json()[field] == INT32_MAX
     patched = client.patch(f"/admin/keys/{key.get_json()['id']}", json={field: value},
                            headers=AUTH)
     assert_400(patched, field)

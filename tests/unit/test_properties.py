@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema
 
 from app.schemas.chat import ChatCompletionRequestSchema, is_plainly_valid
-from app.schemas.common import INT64_MAX, first_error
+from app.schemas.common import INT32_MAX, INT64_MAX, first_error
 from tests.conftest import AUTH
 
 SCALARS = (st.none() | st.booleans() | st.integers() | st.text(max_size=12)
@@ -120,9 +120,9 @@ def test_admin_bodies_are_created_or_refused_naming_a_field(client: FlaskClient,
 def test_integers_of_any_size_are_stored_exactly_or_refused(client: FlaskClient, value: Any,
                                                             field: str) -> None:
     resp = client.post("/admin/keys", json={"name": "k", field: value}, headers=AUTH)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT64_MAX:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT32_MAX:
         assert resp.status_code == 201 and resp.get_json()[field] == value
-    elif isinstance(value, float) and value.is_integer() and 1 <= value <= INT64_MAX:
+    elif isinstance(value, float) and value.is_integer() and 1 <= value <= INT32_MAX:
         assert resp.status_code == 201 and resp.get_json()[field] == int(value)  # JSON's 2.0 == 2
     else:
         assert resp.status_code == 400 and assert_envelope(resp)["param"] == field
