@@ -11,8 +11,6 @@ CI=true. Screenshots of Swagger UI are kept in test-artifacts/.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,8 +19,10 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 
 from tests.procs import MASTER_KEY, ROOT, Proc, running, start_gateway
+from tests.services import require_binary
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
@@ -124,22 +124,9 @@ def test_preflight_and_stream_carry_cors_headers(gateway: Proc,
 # -- in Chromium ---------------------------------------------------------------------------
 
 
-def chromium_path() -> str:
-    found = shutil.which("chromium") or ("/usr/bin/chromium"
-                                         if Path("/usr/bin/chromium").exists() else None)
-    if found is None:
-        message = "chromium is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = chromium_path()
+    executable = require_binary("chromium", "/usr/bin/chromium")
     with sync_playwright() as playwright:
         # A fresh temporary profile per launch (Playwright's default user data dir).
         browser = playwright.chromium.launch(executable_path=executable, headless=True,
