@@ -129,7 +129,7 @@ def post_worker_init(worker):
     # outage during a worker respawn into a full stop (a boot error halts the arbiter), so the
     # worker starts degraded (master key, YAML models) and syncs when the database is back.
     from app.db.schema import DatabaseUnreachableError, SchemaNotCurrentError, require_head
-    from app.extensions import EXTENSION_KEY
+    from app.gateway import EXTENSION_KEY
 
     try:
         require_head(worker.wsgi.extensions[EXTENSION_KEY].db.engine)
@@ -147,12 +147,13 @@ def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
     app = getattr(worker, "wsgi", None)
     if app is None or not hasattr(app, "extensions"):  # the worker never loaded the app
         return
-    from app.extensions import EXTENSION_KEY
+    from app.gateway import EXTENSION_KEY
 
     gw = app.extensions.get(EXTENSION_KEY)
     if gw is not None:
         gw.sync.flush_last_used()
         # Usage records of the requests this worker served (in-flight ones have finished by
         # now: SIGTERM/HUP let them complete within graceful_timeout) are written before exit.
-        if gw.usage.writer is not None:
-            gw.usage.writer.stop(timeout=10.0)
+        if gw.usage_writer is not None:
+            gw.usage_writer.stop(timeout=10.0)
+        gw.recorder.stop()  # the batched metric updates of its last second

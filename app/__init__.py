@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
 from app.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from app.auth.service import Authenticator
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Application factory: settings, services, error handlers and blueprints; nothing else.
 
-    ``settings`` defaults to :func:`app.settings.load_settings` (environment + YAML file).
+def create_app(settings: Settings | None = None, *,
+               authenticator: Authenticator | None = None) -> Flask:
+    """Application factory: settings, services, request hooks, error handlers, blueprints.
+
+    ``settings`` defaults to :func:`app.settings.load_settings` (environment + YAML file);
+    ``authenticator`` replaces the database-backed key check (tests hand in a fake).
     Raises ``app.settings.ConfigError`` for an invalid configuration.
     """
+    # Imported here, not at module level: importing any ``app.*`` module runs this package's
+    # __init__, and the Gunicorn master reads ``app.settings`` before gevent patches sockets.
     from app.api import (
         admin,
         chat,
@@ -22,10 +31,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         register_auth_enforcement,
         register_request_hooks,
     )
+    from app.api.errors import register_error_handlers
     from app.api.headers import register_browser_headers
+    from app.api.limits import AuthFailureLimit
     from app.cli import register_cli
-    from app.errors import register_error_handlers
-    from app.extensions import init_gateway
+    from app.gateway import build_gateway
     from app.logs import configure_logging
 
     settings = settings or load_settings()
@@ -33,15 +43,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    register_error_handlers(app)
-    register_browser_headers(app, settings)  # 0. security headers, CORS (preflights end here)
-    register_request_hooks(app)  # 1. request id, observation, authentication recorded
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
-    init_gateway(app, settings)  # 2. services, including the rate limiter's hooks
+    gw = build_gateway(app, settings, authenticator=authenticator)
+    register_browser_headers(app, settings)  # 0. security headers, CORS (preflights end here)
+    register_request_hooks(app, gw)  # 1. request id, observation, authentication recorded
+    auth_limit = AuthFailureLimit(app, settings)  # 2. guesses counted per client address
     register_auth_enforcement(app)  # 3. a failed authentication becomes its 401 here
+    register_error_handlers(app, rate_limited=auth_limit.error)
     if settings.trusted_proxy_hops:
         # Trust exactly this many proxies (e.g. nginx) for the client address and scheme.
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -50,6 +50,7 @@ class Lookup:
     ttl: int = 0
     result: ChatResult | None = None
     deployment: str | None = None
+    read: bool = False  # the entry still has to be read (see ResponseCache.redis_key)
 
 
 def cache_key(body: dict[str, Any], scope: str) -> str:
@@ -67,6 +68,10 @@ def scope_for(policy: CachePolicy, *, key_id: str, team_id: str | None) -> str:
 
 
 class ResponseCache:
+    """The response cache. With Redis, the entry is read in the admission round trip
+    (:meth:`redis_key`, :meth:`resolve`) and written by the settlement after the answer
+    (:meth:`keep`): the cache adds no Redis command of its own to a request."""
+
     def __init__(self, app: Flask, settings: Settings) -> None:
         config: dict[str, Any] = {"CACHE_DEFAULT_TIMEOUT": settings.cache_ttl,
                                   "CACHE_KEY_PREFIX": f"{settings.redis_namespace}:"}
@@ -77,51 +82,78 @@ class ResponseCache:
             config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=10_000)
         self.cache = Cache(config=config)
         self.cache.init_app(app)
+        self.shared = bool(settings.redis_url)
         self.default_ttl = settings.cache_ttl
-        self.policies = {d.name: d.cache for d in settings.deployments if d.cache is not None}
         self.healthy = True
 
-    def policy(self, model: str) -> CachePolicy | None:
-        return self.policies.get(model)
-
-    def lookup(self, body: dict[str, Any], *, key_id: str, team_id: str | None,
-               cache_control: str) -> Lookup:
-        policy = self.policies.get(body["model"])
+    def plan(self, body: dict[str, Any], policy: CachePolicy | None, *, key_id: str,
+             team_id: str | None, cache_control: str) -> Lookup:
+        """What to do for this request: skip, fetch fresh (``no-cache``), or look up."""
+        if policy is None:
+            return Lookup(SKIP)
         directives = {d.strip().lower() for d in cache_control.split(",") if d.strip()}
-        if policy is None or "no-store" in directives:
+        if "no-store" in directives:
             return Lookup(SKIP)
         key = cache_key(body, scope_for(policy, key_id=key_id, team_id=team_id))
         ttl = policy.ttl or self.default_ttl
         if "no-cache" in directives:
             return Lookup(MISS, key, ttl)  # fetch fresh, but keep the fresh answer
-        try:
-            entry = self.cache.get(key)
-        except Exception as exc:  # noqa: BLE001 - an unreachable cache is a skip, not an error
-            self._failed("read", exc)
-            return Lookup(SKIP)
-        self.healthy = True
-        if not entry:
-            return Lookup(MISS, key, ttl)
-        usage = Usage(*entry["usage"]) if entry.get("usage") else None
-        return Lookup(HIT, key, ttl, ChatResult(entry["body"], usage), entry.get("deployment"))
+        return Lookup(MISS, key, ttl, read=True)
 
-    def store(self, lookup: Lookup, result: ChatResult, deployment: str) -> None:
+    def redis_key(self, lookup: Lookup) -> str | None:
+        """The Redis key to read in the admission round trip (None: nothing to read there)."""
+        if not (self.shared and lookup.read and lookup.key):
+            return None
+        backend: Any = self.cache.cache
+        return f"{backend._get_prefix()}{lookup.key}"
+
+    def resolve(self, lookup: Lookup, *, raw: bytes | None, was_read: bool,
+                available: bool = True) -> Lookup:
+        """The lookup's outcome, given the raw entry read in the admission round trip
+        (``was_read``), or read here (in-process cache). ``available``: False while Redis is
+        unreachable (the request then skips the cache)."""
+        if not lookup.read:
+            return lookup
+        if self.shared and not (available and was_read):
+            self._failed("read", None)
+            return Lookup(SKIP)
+        try:
+            if was_read:
+                entry = self.cache.cache.serializer.loads(raw) if raw else None
+            else:
+                entry = self.cache.get(lookup.key)
+        except Exception as exc:  # noqa: BLE001 - an unreadable entry is a miss, not an error
+            self._failed("read", exc)
+            return Lookup(MISS, lookup.key, lookup.ttl)
+        self.healthy = True
+        if not isinstance(entry, dict):
+            return Lookup(MISS, lookup.key, lookup.ttl)
+        usage = Usage(*entry["usage"]) if entry.get("usage") else None
+        return Lookup(HIT, lookup.key, lookup.ttl, ChatResult(entry["body"], usage),
+                      entry.get("deployment"))
+
+    def keep(self, lookup: Lookup, result: ChatResult,
+             deployment: str) -> tuple[str, bytes, int] | None:
+        """After a miss: with Redis, the (key, value, ttl) for the settlement to store;
+        in process, stored here at once (None is returned)."""
         if lookup.key is None or result.status != 200:
-            return
+            return None
         usage = result.usage
-        entry = {"body": result.body, "deployment": deployment, "stored_at": time.time(),
+        value = {"body": result.body, "deployment": deployment, "stored_at": time.time(),
                  "usage": None if usage is None else (usage.prompt_tokens,
                                                       usage.completion_tokens,
                                                       usage.total_tokens, usage.estimated)}
-        try:
-            self.cache.set(lookup.key, entry, timeout=lookup.ttl)
-        except Exception as exc:  # noqa: BLE001
-            self._failed("write", exc)
+        backend: Any = self.cache.cache
+        if self.shared:
+            return (f"{backend._get_prefix()}{lookup.key}", backend.serializer.dumps(value),
+                    lookup.ttl)
+        self.cache.set(lookup.key, value, timeout=lookup.ttl)
+        return None
 
-    def _failed(self, what: str, exc: Exception) -> None:
+    def _failed(self, what: str, exc: Exception | None) -> None:
         if self.healthy:
             log.warning("response cache %s failed, skipping the cache: %s", what,
-                        type(exc).__name__)
+                        type(exc).__name__ if exc else "Redis unavailable")
         self.healthy = False
 
 

@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 
 from app.db import repo, schema
 from app.errors import GatewayError
-from app.extensions import gateway
+from app.gateway import gateway
 
 CLI_ACTOR = "cli"
 

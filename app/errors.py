@@ -1,21 +1,13 @@
-"""The gateway's error hierarchy and the one place that renders errors as HTTP.
+"""The gateway's error hierarchy: every error a client can see, with OpenAI's fields.
 
-Every error a client can see is a :class:`GatewayError` rendered as OpenAI's envelope
-``{"error": {"message", "type", "param", "code"}}``. Werkzeug's HTTP exceptions (404 route,
-405, 413, ...) and unexpected exceptions are mapped to the same envelope, so no HTML page or
-stack trace ever leaves the process.
+Each is rendered as OpenAI's envelope ``{"error": {"message", "type", "param", "code"}}`` in
+one place, ``app.api.errors`` (HTTP answers), or as a stream's final SSE event
+(``app.streaming``). This module knows nothing about HTTP frameworks.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-import orjson
-from flask import Flask, Response, g, has_request_context
-from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
@@ -166,76 +158,3 @@ class UpstreamHTTPError(UpstreamError):
 
     def to_dict(self) -> dict[str, Any]:
         return self.body
-
-
-def error_body(err: GatewayError) -> bytes:
-    return orjson.dumps(err.to_dict())
-
-
-def error_response(err: GatewayError) -> Response:
-    """Render a GatewayError as OpenAI's error envelope."""
-    if has_request_context():
-        g.error_code = err.code  # for the access log
-    resp = Response(error_body(err), status=err.status, mimetype="application/json")
-    for name, value in err.headers.items():
-        resp.headers[name] = value
-    return resp
-
-
-_HTTP_EXCEPTION_MAP: dict[int, type[GatewayError]] = {
-    400: InvalidRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    405: MethodNotAllowedError,
-    413: PayloadTooLargeError,
-    415: UnsupportedMediaTypeError,
-    429: RateLimitError,
-}
-
-
-def from_http_exception(exc: HTTPException) -> GatewayError:
-    """Map a werkzeug HTTPException (raised by routing or body limits) to a GatewayError."""
-    status = exc.code or 500
-    cls = _HTTP_EXCEPTION_MAP.get(status)
-    if status == 404:
-        return NotFoundError("Unknown request URL. Please check the URL and method.",
-                             code="unknown_url")
-    if status == 405:
-        return MethodNotAllowedError("Method not allowed for this URL.")
-    if status == 413:
-        return PayloadTooLargeError("Request body too large.")
-    if cls is None:
-        return GatewayError(exc.description or "HTTP error", status=status,
-                            code=f"http_{status}")
-    return cls(exc.description or "HTTP error")
-
-
-def register_error_handlers(app: Flask) -> None:
-    """The one place where exceptions become HTTP responses."""
-
-    @app.errorhandler(GatewayError)
-    def _gateway_error(err: GatewayError) -> Response:
-        return error_response(err)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        from flask_limiter.errors import RateLimitExceeded
-
-        if isinstance(exc, RateLimitExceeded):
-            from app.ratelimit import rate_limit_error
-
-            return error_response(rate_limit_error(exc))
-        resp = error_response(from_http_exception(exc))
-        if exc.code == 405:
-            valid = getattr(exc, "valid_methods", None)
-            if valid:
-                resp.headers["Allow"] = ", ".join(valid)
-        return resp
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        # Logged with the traceback for operators; the client sees no internals.
-        log.exception("unhandled error")
-        return error_response(InternalError("The server had an error while processing "
-                                            "your request."))

@@ -103,14 +103,10 @@ class Deployment:
     tpm: int | None = None
     input_cost_per_mtok: float | None = None
     output_cost_per_mtok: float | None = None
+    cached_input_cost_per_mtok: float | None = None
     max_input_tokens: int | None = None
     capabilities: frozenset[str] = frozenset()
     tier: str | None = None
-
-    def estimated_cost(self, input_tokens: int, output_tokens: int) -> float:
-        """USD for a request of this size at the configured prices (unpriced counts as free)."""
-        return (input_tokens * (self.input_cost_per_mtok or 0.0)
-                + output_tokens * (self.output_cost_per_mtok or 0.0)) / 1_000_000
 
     def public_dict(self) -> dict[str, Any]:
         """The deployment without secrets (for the admin API and logs)."""
@@ -138,6 +134,7 @@ class Deployment:
             "tpm": self.tpm,
             "input_cost_per_mtok": self.input_cost_per_mtok,
             "output_cost_per_mtok": self.output_cost_per_mtok,
+            "cached_input_cost_per_mtok": self.cached_input_cost_per_mtok,
             "max_input_tokens": self.max_input_tokens,
             "capabilities": sorted(self.capabilities),
             "tier": self.tier,
@@ -505,6 +502,7 @@ def build_deployment(entry: Mapping[str, Any], *, dep_id: str, where: str,
         tpm=entry.get("tpm"),
         input_cost_per_mtok=entry.get("input_cost_per_mtok"),
         output_cost_per_mtok=entry.get("output_cost_per_mtok"),
+        cached_input_cost_per_mtok=entry.get("cached_input_cost_per_mtok"),
         max_input_tokens=entry.get("max_input_tokens"),
         capabilities=frozenset(entry.get("capabilities") or ()),
         tier=entry.get("tier"),

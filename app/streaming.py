@@ -25,6 +25,11 @@ def sse_event(payload: Any) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def sse_named_event(name: str, payload: Any) -> bytes:
+    """An event with an ``event:`` line, as Anthropic's and the Responses API's streams send."""
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
 def sse_error_event(err: GatewayError) -> bytes:
     """The final event of a stream that failed after it began (OpenAI's mid-stream shape)."""
     return sse_event(err.to_dict())

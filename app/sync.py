@@ -8,9 +8,14 @@ by the first request after the interval, never by every request) and, when one m
 * ``deployments``: rebuilds its model registry from the YAML file plus the stored deployments.
 
 Hence the bound: a change made on any instance is seen by every worker of every instance
-within ``sync_interval`` seconds of the change plus one query (2 s by default). It needs no
+within ``sync_interval`` seconds of the change plus one query (2 s by default). Precisely: no
+request is answered from a view read more than ``sync_interval`` seconds before the request
+arrived; when the view is older, the request waits for the read (the one in flight, or its
+own), so a burst after an idle period is never served from the old view while one of its
+requests runs the query (a PostgreSQL query yields to the other greenlets). It needs no
 message bus, only the database every instance already shares. When the database is down the
-worker keeps its current state and retries at the next interval.
+worker keeps its current state (the documented degraded mode) and one request per interval
+tries again.
 
 With ``NEUROROUTE_REDIS_URL`` set, the worker that made a change also publishes a "changed"
 ping on a Redis channel; every worker listens (one greenlet each) and re-syncs at once, so
@@ -122,34 +127,52 @@ class StateSync:
         self.versions: dict[str, int] | None = None
         self.healthy = False
         now = clock()
-        self._next_check = now + interval
+        # The state is as fresh as the start of the last successful read of the counters:
+        # that read saw every change committed before it began.
+        self._verified_at = now - interval  # nothing verified yet: the first request checks
+        self._attempt_started = self._verified_at
+        # While the database is down, the next attempt is not made before this.
+        self._retry_at = now
         self._next_flush = now + flush_interval
-        # One refresh at a time per process, so an older reload never replaces a newer one.
+        # One refresh at a time per process, so an older reload never replaces a newer one;
+        # requests that need a fresh state wait on it for the refresh in flight.
         # (threading.Lock is cooperative under gevent's monkey-patching.)
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
 
     def maybe_refresh(self) -> None:
-        """Called on every request: a clock comparison, and a refresh when one is due."""
+        """Called before every request is answered: makes sure the worker's view of keys and
+        deployments was read from the database at most ``interval`` seconds before the request
+        arrived; waits for the read when it is due (the common case is a clock comparison).
+
+        A refresh that another greenlet has in flight is waited for, not skipped: a query on
+        PostgreSQL yields, and the requests of a burst that arrive meanwhile must not be
+        answered from the old state. While the database is down the cached state is served
+        (the documented degraded mode) and one request per interval tries the database again.
+        """
         if self.announcer is not None:
             # Started by the first request, i.e. in the serving worker after the fork (and
             # not in CLI processes, which build the app too).
             self.announcer.start(self.refresh)
-        now = self._clock()
-        sync_due, flush_due = now >= self._next_check, now >= self._next_flush
-        if not (sync_due or flush_due):
-            return
-        if not self._lock.acquire(blocking=False):
-            return  # another greenlet is refreshing: do not wait for it, do not pile up
-        try:
-            if sync_due:
-                # Set before the query, so a slow database is not asked again by every request.
-                self._next_check = now + self._interval
-                self._refresh()
-            if flush_due:
-                self._next_flush = now + self._flush_interval
+        arrived = self._clock()
+        if arrived - self._verified_at >= self._interval:
+            self._ensure_fresh(arrived)
+        if arrived >= self._next_flush and self._flush_lock.acquire(blocking=False):
+            try:
+                self._next_flush = arrived + self._flush_interval
                 self.flush_last_used()
-        finally:
-            self._lock.release()
+            finally:
+                self._flush_lock.release()
+
+    def _ensure_fresh(self, arrived: float) -> None:
+        if not self.healthy and arrived < self._retry_at:
+            return  # database down: serve the cached state until the next attempt is due
+        with self._lock:
+            if self._verified_at > arrived - self._interval:
+                return  # a read that began within the bound of this request's arrival
+            if not self.healthy and self._attempt_started > arrived - self._interval:
+                return  # that read failed: the database is down, serve the cached state
+            self._refresh()
 
     def refresh(self) -> None:
         """Read the counters now and apply whatever changed (waits for a running refresh)."""
@@ -168,6 +191,10 @@ class StateSync:
             self.announcer.stop()
 
     def _refresh(self) -> None:
+        started = self._attempt_started = self._clock()
+        # Requests of a burst arriving while this attempt runs against a database that was
+        # down do not queue behind it for its connect timeout: they see the degraded state.
+        self._retry_at = started + self._interval
         try:
             with self._db.session() as session:
                 versions = repo.read_versions(session)
@@ -185,6 +212,7 @@ class StateSync:
             return
         self.versions = versions
         self.healthy = True
+        self._verified_at = started
 
     def flush_last_used(self) -> None:
         """Write the pending "last used" times in one transaction; keep them if that fails."""

@@ -40,7 +40,7 @@ STATS: dict[str, Any] = {}
 
 def reset_stats() -> None:
     STATS.update(requests=0, streams_started=0, streams_completed=0, streams_disconnected=0,
-                 active_streams=0, last_headers={}, last_body=None)
+                 active_streams=0, last_headers={}, last_body=None, last_request_at=None)
 
 
 reset_stats()
@@ -69,6 +69,7 @@ def _chunk(base: bytes, delta: dict[str, Any], finish: str | None) -> bytes:
 
 async def chat(request: web.Request) -> web.StreamResponse:
     STATS["requests"] += 1
+    STATS["last_request_at"] = time.time()  # wall clock: compared with Redis MONITOR times
     STATS["last_headers"] = {k.lower(): v for k, v in request.headers.items()}
     raw = await request.read()
     try:

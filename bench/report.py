@@ -192,6 +192,11 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {_f(t['value'], 2)} | {t['goal']} | {met} |")
     if d["ratios"]:
         lines += ["", "S1 ratios: " + ", ".join(f"{k} = {v}" for k, v in d["ratios"].items())]
+    if res.get("side_by_side"):
+        from bench.sidebyside import markdown as side_by_side
+
+        labels = {n: r["label"] for n, r in runs.items()}
+        lines += ["", *side_by_side(res["side_by_side"], labels)]
     lines += ["", "## Load average (1 min) before each scenario", "",
               "| variant | S1 | S2 | S3 | S4 | S5 |", "|---|---|---|---|---|---|"]
     for run in runs.values():

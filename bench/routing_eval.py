@@ -22,8 +22,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.providers.base import build_provider  # noqa: E402 - after the path tweak above
+from app.pricing import ranking_cost  # noqa: E402 - after the path tweak above
+from app.providers.base import build_provider  # noqa: E402
 from app.routing.auto import AutoRouter  # noqa: E402
+from app.routing.registry import ModelRegistry  # noqa: E402
 from app.settings import Settings, load_config_file  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "routing_prompts.jsonl"
@@ -49,6 +51,7 @@ def evaluate(config: Path, data: Path, repeat: int) -> dict[str, Any]:
     deployments, routing = load_config_file(config, {})
     settings = Settings(master_key="unused-key", config_path=config, deployments=deployments)
     providers = [build_provider(d, settings=settings) for d in deployments]
+    registry = ModelRegistry(providers)  # the one price source, as the gateway uses it
     router = AutoRouter(routing.auto_routers[0])
     largest = max(deployments, key=lambda d: (d.output_cost_per_mtok or 0,
                                               d.input_cost_per_mtok or 0))
@@ -64,7 +67,7 @@ def evaluate(config: Path, data: Path, repeat: int) -> dict[str, Any]:
         body = body_of(row)
         for _ in range(repeat):
             started = time.perf_counter()
-            decision = router.decide(body, providers)
+            decision = router.decide(body, providers, price=registry.price)
             timings.append(time.perf_counter() - started)
         confusion[(row["expected_tier"], decision.tier)] += 1
         if row.get("split") == "holdout":
@@ -73,8 +76,8 @@ def evaluate(config: Path, data: Path, repeat: int) -> dict[str, Any]:
         chosen = decision.candidates[0].deployment
         served[chosen.name] += 1
         tokens = decision.features.tokens
-        routed_cost += chosen.estimated_cost(tokens, out_tokens)
-        largest_cost += largest.estimated_cost(tokens, out_tokens)
+        routed_cost += ranking_cost(registry.price(chosen.id), tokens, out_tokens)
+        largest_cost += ranking_cost(registry.price(largest.id), tokens, out_tokens)
     timings.sort()
     return {"rows": rows, "confusion": confusion, "holdout": holdout, "by_category": by_category,
             "tiers": router.config.tiers, "timings": timings, "routed_cost": routed_cost,

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import report, sidebyside
 from bench.procs import HarnessError, Proc, install_cleanup, pinned
 from bench.scenarios import PROFILES, SCENARIOS, Profile, loadavg, warmup
 from bench.servers import (
@@ -51,9 +51,9 @@ def _raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def _git() -> str:
+def _git(path: Path = ROOT) -> str:
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        return subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--profile-app", action="store_true",
                     help="also py-spy NeuroRoute under S1 and S4 (collapsed stacks)")
+    ap.add_argument("--baseline", type=Path, default=os.environ.get("BENCH_BASELINE_DIR"),
+                    help="another checkout (a `git worktree` of an older commit): its minimal "
+                         "and full modes join the side-by-side rounds")
+    ap.add_argument("--no-side-by-side", action="store_true",
+                    help="skip the side-by-side rounds of the issue-10 targets")
     args = ap.parse_args(argv)
     install_cleanup()
     _raise_nofile()
@@ -188,6 +193,25 @@ def main(argv: list[str] | None = None) -> int:
             res["runs"][name] = {"label": VARIANTS[name].label if name in VARIANTS else name,
                                  "status": f"error: {exc}".splitlines()[0][:200],
                                  "scenarios": {}}
+    if not args.no_side_by_side:
+        side = ["flask_relay", "neuroroute", "neuroroute_full"]
+        env = dict(os.environ)
+        if args.baseline:
+            env["BENCH_BASELINE_DIR"] = str(args.baseline)
+            side += ["neuroroute_base", "neuroroute_full_base"]
+            res["meta"]["baseline"] = f"{args.baseline} (git {_git(args.baseline)})"
+        if full_mode_status(env):
+            side = [n for n in side if not n.startswith("neuroroute_full")]
+        print(f"[{time.monotonic() - t_start:6.1f}s] side by side: {', '.join(side)}", flush=True)
+        try:
+            res["side_by_side"] = sidebyside.run(p, logdir, env, side, p.x_rounds)
+            for name in side:
+                res["runs"].setdefault(name, {"label": VARIANTS[name].label,
+                                              "status": "side by side only", "scenarios": {}})
+        except (HarnessError, OSError, KeyError, ValueError) as exc:
+            failed = True
+            traceback.print_exc()
+            res["side_by_side_error"] = str(exc).splitlines()[0][:200]
     if args.profile_app:
         try:
             res["meta"]["profiles"] = profile_app(p, logdir, outdir)

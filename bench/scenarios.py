@@ -46,6 +46,7 @@ class Profile:
     s5_s: float
     stall_ms: float = 200.0
     s5_p99_limit_ms: float = 100.0
+    x_rounds: int = 3  # side-by-side rounds (bench.sidebyside)
     scenarios: tuple[str, ...] = field(default=("S1", "S2", "S3", "S4", "S5"))
 
 
@@ -55,15 +56,15 @@ PROFILES = {
                     s4_tokens=64, s4_interval_ms=20, s4_idle_streams=2000,
                     s4_idle_hold_ms=6000,
                     s5_rates=(250, 500, 750, 1000, 1500, 2000, 3000, 4000, 5000, 6000),
-                    s5_s=5),
+                    s5_s=5, x_rounds=9),
     "quick": Profile("quick", warmup_s=1, s1_conns=64, s1_s=3, s2_s=2, s3_conns=300, s3_s=3,
                      s3_latency_ms=500, s4_levels=(300,), s4_s=2.5, s4_ramp_s=1, s4_tokens=64,
                      s4_interval_ms=20, s4_idle_streams=300, s4_idle_hold_ms=2000,
-                     s5_rates=(500, 1000, 2000, 4000), s5_s=1.5),
+                     s5_rates=(500, 1000, 2000, 4000), s5_s=1.5, x_rounds=3),
     "tiny": Profile("tiny", warmup_s=0.5, s1_conns=8, s1_s=1, s2_s=1, s3_conns=20, s3_s=1,
                     s3_latency_ms=100, s4_levels=(10,), s4_s=1, s4_ramp_s=0.2, s4_tokens=8,
                     s4_interval_ms=20, s4_idle_streams=10, s4_idle_hold_ms=1200,
-                    s5_rates=(100,), s5_s=1),
+                    s5_rates=(100,), s5_s=1, x_rounds=1),
 }
 
 

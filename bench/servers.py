@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -73,7 +75,13 @@ VARIANTS: dict[str, Variant] = {
     "aiohttp_relay": Variant("aiohttp_relay", "aiohttp relay", ("aiohttp",)),
     "neuroroute": Variant("neuroroute", "NeuroRoute minimal", ("flask", "gevent", "gunicorn")),
     "neuroroute_full": Variant("neuroroute_full", "NeuroRoute full", ("flask", "gevent")),
+    # The same two, served by another checkout (``--baseline DIR``): before/after in one run.
+    "neuroroute_base": Variant("neuroroute_base", "NeuroRoute minimal (baseline)",
+                               ("flask", "gevent", "gunicorn")),
+    "neuroroute_full_base": Variant("neuroroute_full_base", "NeuroRoute full (baseline)",
+                                    ("flask", "gevent")),
 }
+BASELINE_VARIANTS = {"neuroroute_base": "neuroroute", "neuroroute_full_base": "neuroroute_full"}
 
 
 def full_mode_urls(env: dict[str, str]) -> tuple[str, str]:
@@ -122,8 +130,34 @@ def _null_pool() -> Any:
     return NullPool
 
 
-def _full_mode_env(env: dict[str, str], proc_cleanup: list[Callable[[], None]]) -> dict[str, str]:
-    """A fresh PostgreSQL schema (migrated) and Redis namespace for one full-mode server.
+def migrate(url: str, app_dir: Path) -> None:
+    """Apply ``app_dir``'s migrations (a baseline checkout has its own head revision)."""
+    code = f"from app.db.schema import upgrade; upgrade({url!r})"
+    out = subprocess.run([PY, "-c", code], cwd=app_dir, capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise HarnessError(f"migrations in {app_dir} failed: {out.stderr.strip()[-500:]}")
+
+
+def start_private_redis(logdir: Path, proc_cleanup: list[Callable[[], None]]) -> str | None:
+    """A redis-server of the run's own on the load core, so its command statistics count one
+    gateway's commands only; None when redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    proc = Proc(f"redis-{port}", [binary, "--port", str(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"],
+                core=LOADGEN_CORE, log=logdir / f"redis-{port}.log")
+    proc.wait_port(port)
+    proc_cleanup.append(proc.stop)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def _full_mode_env(env: dict[str, str], proc_cleanup: list[Callable[[], None]],
+                   app_dir: Path, logdir: Path) -> dict[str, str]:
+    """A fresh PostgreSQL schema (migrated by ``app_dir``'s code) and a Redis for one
+    full-mode server: a private redis-server unless ``BENCH_REDIS_URL`` names one.
 
     The schema is selected through ``options=-csearch_path=...`` in the URL, so the app needs
     no setting for it; cleanups to drop it (and the Redis keys) go to ``proc_cleanup``.
@@ -131,9 +165,9 @@ def _full_mode_env(env: dict[str, str], proc_cleanup: list[Callable[[], None]]) 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from app.db.schema import upgrade
-
     db_url, redis_url = full_mode_urls(env)
+    if not env.get("BENCH_REDIS_URL"):
+        redis_url = start_private_redis(logdir, proc_cleanup) or redis_url
     tag = f"nrbench_{secrets.token_hex(4)}"
     admin_url = make_url(db_url)
     engine = create_engine(admin_url, poolclass=_null_pool())
@@ -158,7 +192,7 @@ def _full_mode_env(env: dict[str, str], proc_cleanup: list[Callable[[], None]]) 
     app_url = admin_url.update_query_dict({"options": f"-csearch_path={tag}"})
     url_str = app_url.render_as_string(hide_password=False)
     try:
-        upgrade(url_str)
+        migrate(url_str, app_dir)
     except BaseException:
         drop_schema()
         raise
@@ -233,7 +267,12 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
             "2048",
             "bench.variants.flask_relay:app",
         ]
-    elif name in ("neuroroute", "neuroroute_full"):
+    elif name in ("neuroroute", "neuroroute_full", *BASELINE_VARIANTS):
+        kind = BASELINE_VARIANTS.get(name, name)
+        # BENCH_NEUROROUTE_DIR / BENCH_BASELINE_DIR: another checkout of the app (e.g. a
+        # `git worktree` of a base commit); Gunicorn puts its cwd first on sys.path.
+        workdir = Path((env.get("BENCH_BASELINE_DIR") if name in BASELINE_VARIANTS
+                        else env.get("BENCH_NEUROROUTE_DIR")) or ROOT)
         cfg = Path(tempfile.mkdtemp(prefix="bench-nr-")) / "neuroroute.yaml"
         cfg.write_text(
             f"models:\n  - name: {MODEL}\n    provider: openai\n    model: {MODEL}\n"
@@ -246,20 +285,15 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
             NEUROROUTE_WORKERS="1",
             NEUROROUTE_WORKER_CONNECTIONS=WORKER_CONNECTIONS,
         )
-        if name == "neuroroute_full":
-            base_env.update(_full_mode_env(env, cleanups))
+        if kind == "neuroroute_full":
+            base_env.update(_full_mode_env(env, cleanups, workdir, logdir))
         else:
             # Minimal: the master key, its own SQLite file (migrated like `make run` does:
             # workers refuse an old schema) and no usage records written to it.
-            from app.db.schema import upgrade
-
             base_env.update(NEUROROUTE_DATABASE_URL=f"sqlite:///{cfg.parent / 'neuroroute.db'}",
                             NEUROROUTE_USAGE_ENABLED="false")
-            upgrade(base_env["NEUROROUTE_DATABASE_URL"])
+            migrate(base_env["NEUROROUTE_DATABASE_URL"], workdir)
         cmd = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-        # BENCH_NEUROROUTE_DIR: another checkout of the app (e.g. `git archive` of a base
-        # commit) for before/after comparisons; Gunicorn puts its cwd first on sys.path.
-        workdir = Path(env.get("BENCH_NEUROROUTE_DIR") or ROOT)
     else:
         raise HarnessError(f"unknown variant {name!r}")
     try:
@@ -269,11 +303,13 @@ def start_variant(name: str, upstream: str, logdir: Path, env: dict[str, str]) -
             cleanup()
         raise
     proc.on_stop.extend(cleanups)
+    extra = {k: v for k, v in base_env.items() if k in ("NEUROROUTE_REDIS_URL",
+                                                         "NEUROROUTE_DATABASE_URL")}
     try:
         proc.wait_port(port, timeout=30)
-        if name == "neuroroute_full":
+        if name in ("neuroroute_full", "neuroroute_full_base"):
             api_key = create_client_key(port)
     except BaseException:
         proc.stop()
         raise
-    return Server(name, proc, port, api_key=api_key)
+    return Server(name, proc, port, api_key=api_key, extra=extra)

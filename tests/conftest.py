@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import responses
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
@@ -18,6 +19,10 @@ from hypothesis import settings as hypothesis_settings
 from app import create_app
 from app.db.schema import upgrade
 from app.settings import Settings, load_settings
+
+# The providers' sessions mount app.providers.transport.LeanAdapter, whose send() replaces
+# HTTPAdapter.send for the gateway's own calls: `responses` mocks that method instead.
+responses._default_mock.target = "app.providers.transport.LeanAdapter.send"
 
 MASTER_KEY = "sk-test-master-key"
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}

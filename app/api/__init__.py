@@ -8,9 +8,9 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from app.api.observe import Observer, RequestLog
 from app.errors import AuthenticationError
-from app.extensions import gateway
-from app.observability import RequestRecord
+from app.gateway import Gateway
 
 REQUEST_ID_HEADER = "X-Request-ID"
 WORKER_HEADER = "X-NeuroRoute-Worker"
@@ -19,33 +19,33 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
 
 
-def register_request_hooks(app: Flask) -> None:
+def register_request_hooks(app: Flask, gw: Gateway) -> None:
     """Request id, observation and authentication.
 
     Authentication is *recorded* here (``g.principal`` or ``g.auth_error``) and enforced by
-    :func:`register_auth_enforcement`, registered after the rate limiter, so the limiter can
-    count failed attempts per client address before the 401 is raised.
+    :func:`register_auth_enforcement`, registered after the failed-authentication limit, so
+    that limit can count guesses per client address before the 401 is raised. Before a key is
+    checked, the worker's view of keys and deployments is made fresh (``app.sync``).
     """
     pid = str(os.getpid())  # read after the fork: create_app runs in each worker
+    observer = Observer(recorder=gw.recorder, labels=gw.labels,
+                        access_log_enabled=gw.settings.access_log)
 
     @app.before_request
     def _request_id_and_auth() -> None:
         rid = request.headers.get(REQUEST_ID_HEADER)
         g.request_id = rid if rid and _VALID_REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
-        gw = gateway()
-        g.record = RequestRecord(g.request_id, request.method, request.path,
-                                 route=request.url_rule.rule if request.url_rule else "unmatched",
-                                 client_ip=request.remote_addr)
-        gw.observer.start()
+        log = g.log = observer.start(RequestLog(
+            g.request_id, request.method, request.path,
+            request.url_rule.rule if request.url_rule else "unmatched", request.remote_addr))
         if request.path.startswith(PROTECTED_PREFIXES):
-            # At most one small query every NEUROROUTE_SYNC_INTERVAL seconds (see app.sync).
             gw.sync.maybe_refresh()
             try:
                 g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
             except AuthenticationError as err:
                 g.auth_error = err
             else:
-                g.record.key_id = g.principal.key_id
+                log.key_id = g.principal.key_id
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -53,13 +53,11 @@ def register_request_hooks(app: Flask) -> None:
         # Which worker process answered: lets operators (and the multi-worker tests) see that
         # a change reached every worker. A pid is not a secret.
         response.headers[WORKER_HEADER] = pid
-        record: RequestRecord | None = g.get("record")
-        if record is not None:
-            record.status = response.status_code
-            record.error_code = g.get("error_code")
-            observer = gateway().observer
+        log: RequestLog | None = g.get("log")
+        if log is not None:
+            status, code = response.status_code, g.get("error_code")
             # Runs when the server closes the response: after a stream's last byte.
-            response.call_on_close(lambda: observer.finish(record))
+            response.call_on_close(lambda: observer.finish(log, status, code))
         return response
 
 

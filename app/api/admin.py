@@ -15,15 +15,15 @@ from flask.views import MethodView
 from marshmallow import Schema
 
 from app.admin.service import AdminService, Listing
-from app.api.chat import parse_json_object
+from app.api.bodies import read_json_object
 from app.api.spec import ADMIN, Blueprint
 from app.auth.service import require_admin
-from app.extensions import gateway
+from app.gateway import gateway
 from app.schemas import admin as s
 from app.schemas.ops import EffectiveConfigSchema, RoutingReportSchema
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", errors=ADMIN, secured=True,
-               json_body=parse_json_object,
+               json_body=read_json_object,
                description="Keys, users, teams, stored deployments, audit log, usage, "
                            "configuration and routing state (admin keys only).")
 

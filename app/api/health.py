@@ -8,12 +8,13 @@ from typing import Any
 
 from flask import Response, request
 
+from app.api.limits import auth_failure_limit
 from app.api.spec import Blueprint, documented
 from app.db.engine import Database
 from app.db.schema import SchemaNotCurrentError, require_head
 from app.errors import AuthenticationError, PermissionDeniedError
-from app.extensions import gateway
-from app.observability import render_metrics, set_state_gauges
+from app.gateway import gateway
+from app.metrics import render_metrics, set_state_gauges
 from app.schemas.ops import LiveSchema, ReadySchema
 
 bp = Blueprint("health", __name__,
@@ -57,10 +58,10 @@ def ready() -> tuple[dict[str, Any], int]:
     }
     if gw.settings.redis_url:
         # Redis trouble degrades (limits per process, no shared cache) but never stops serving.
+        healthy = gw.admission.backend == "redis" and auth_failure_limit().storage_healthy
         checks["rate_limit_storage"] = {
-            "status": "ok" if gw.rate_limits.storage_healthy else "degraded",
-            "detail": {"backend": "redis" if gw.rate_limits.storage_healthy
-                       else "memory (fallback)"}}
+            "status": "ok" if healthy else "degraded",
+            "detail": {"backend": "redis" if healthy else "memory (fallback)"}}
         checks["response_cache"] = {"status": "ok" if gw.cache.healthy else "degraded",
                                     "detail": {"backend": "redis"}}
     if any(c["status"] == "error" for c in checks.values()):
@@ -102,7 +103,9 @@ def metrics() -> Response:
         cooldown = {}
     dependencies = {"database": database_check(gw.db)["status"] == "ok"}
     if settings.redis_url:
-        dependencies["redis"] = gw.rate_limits.storage_healthy and gw.cache.healthy
+        dependencies["redis"] = (gw.admission.backend == "redis"
+                                 and auth_failure_limit().storage_healthy and gw.cache.healthy)
     set_state_gauges(cooldown=cooldown, dependencies=dependencies)
+    gw.recorder.flush()  # this worker's batched updates, before the files are read
     return Response(render_metrics(settings.metrics_multiproc_dir),
                     mimetype="text/plain; version=0.0.4")

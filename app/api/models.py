@@ -8,7 +8,7 @@ from flask import g
 
 from app.api.spec import SECURED, Blueprint, documented
 from app.errors import ModelNotFoundError
-from app.extensions import gateway
+from app.gateway import gateway
 from app.routing.registry import ModelGroup
 from app.schemas.models import ModelListSchema, ModelSchema
 

@@ -216,3 +216,6 @@ class UsageRow(Base):
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int | None] = mapped_column(Integer)
     route: Mapped[str | None] = mapped_column(String(512))
+    # Which API surface the client called: chat.completions, messages, responses, ...
+    api: Mapped[str] = mapped_column(String(32), default="chat.completions",
+                                     server_default="chat.completions")

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from app.errors import GatewayError, InvalidRequestError, RateLimitError, UpstreamError
+from app.providers.anthropic_format import tool_call
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
 from app.providers.relay import HTTPProvider, StreamTranslator
 from app.providers.upstream import (
@@ -309,13 +310,6 @@ def usage_dict(usage: Any) -> dict[str, Any]:
 def _usage_of(usage: dict[str, Any]) -> Usage:
     # usage_dict always builds a well-formed object, so from_openai never returns None here.
     return Usage.from_openai(usage) or Usage(0, 0, 0)
-
-
-def tool_call(block: dict[str, Any]) -> dict[str, Any]:
-    """A ``tool_use`` block as an OpenAI tool call (arguments are a JSON string)."""
-    return {"id": block.get("id"), "type": "function",
-            "function": {"name": block.get("name"),
-                         "arguments": orjson.dumps(block.get("input") or {}).decode()}}
 
 
 def to_openai_completion(message: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:

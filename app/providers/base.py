@@ -11,31 +11,53 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from app.errors import GatewayError
 from app.providers.kinds import PROVIDERS
+from app.tokens import estimate_message_tokens
 
 if TYPE_CHECKING:
     from app.settings import Deployment, Settings
 
 
+def _requested_completion(body: dict[str, Any]) -> int | None:
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return limit if type(limit) is int and limit > 0 else None
+
+
 @dataclass(slots=True)
 class ChatRequest:
-    """A validated chat completion request as the client sent it."""
+    """A validated chat completion request as the client sent it.
+
+    What every stage reads from the body is computed once, here: whether it streams, whether
+    the client asked for stream usage, the requested completion size, and the gateway's prompt
+    token estimate (rate limits, budget reservations, routing, the auto router and the usage
+    record of an answer without reported usage all use this one number).
+    """
 
     body: dict[str, Any]  # the client's JSON body; fields the gateway does not know pass through
     model: str  # the client-facing model name
     request_id: str
+    prompt_tokens: int = -1  # the gateway's estimate; computed from the messages when not given
+    stream: bool = field(init=False)
+    include_usage: bool = field(init=False)
+    max_output_tokens: int | None = field(init=False)  # max_completion_tokens or max_tokens
+
+    def __post_init__(self) -> None:
+        body = self.body
+        self.stream = body.get("stream") is True
+        opts = body.get("stream_options")
+        self.include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+        self.max_output_tokens = _requested_completion(body)
+        if self.prompt_tokens < 0:
+            self.prompt_tokens = estimate_message_tokens(body.get("messages"))
 
     @property
-    def stream(self) -> bool:
-        return self.body.get("stream") is True
-
-    @property
-    def include_usage(self) -> bool:
-        opts = self.body.get("stream_options")
-        return isinstance(opts, dict) and opts.get("include_usage") is True
+    def requested_tokens(self) -> int:
+        """Estimated prompt plus requested completion: what a TPM limit is charged up front."""
+        return self.prompt_tokens + (self.max_output_tokens or 0)
 
 
 @dataclass(slots=True)
@@ -79,12 +101,15 @@ class ChatStream:
     the client goes away. ``usage`` is filled in when the upstream reports it.
     """
 
-    __slots__ = ("_events", "usage", "completed", "_on_close")
+    __slots__ = ("_events", "usage", "completed", "error", "_on_close")
 
     def __init__(self, events: Iterator[bytes] | None = None) -> None:
         self._events: Iterator[bytes] = events if events is not None else iter(())
         self.usage: Usage | None = None
         self.completed = False  # True once the upstream finished the stream properly
+        # Set when the stream failed after it began (it then ends with an SSE error event):
+        # the request's outcome carries this error's code and status.
+        self.error: GatewayError | None = None
         self._on_close: list[Callable[[], None]] = []
 
     def attach(self, events: Iterator[bytes]) -> ChatStream:

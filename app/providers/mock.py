@@ -19,7 +19,6 @@ import orjson
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider, Usage
 from app.settings import MockParams
 from app.streaming import DONE_EVENT, sse_event
-from app.tokens import estimate_message_tokens
 
 MOCK_FINGERPRINT = "fp_neuroroute_mock"
 WORDS = (
@@ -59,7 +58,8 @@ class MockProvider(Provider):
         return self.deployment.mock or MockParams()
 
     def _usage(self, request: ChatRequest, completion: int) -> Usage:
-        prompt = estimate_message_tokens(request.body.get("messages"))
+        # The mock "upstream" counts prompt tokens the way the gateway estimates them.
+        prompt = request.prompt_tokens
         return Usage(prompt, completion, prompt + completion)
 
     def complete(self, request: ChatRequest) -> ChatResult:

@@ -13,32 +13,61 @@ import orjson
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
 from app.providers.relay import HTTPProvider, StreamTranslator
 from app.providers.upstream import invalid_response
-from app.streaming import DONE_EVENT, SSEBuffer, event_data, iter_events
+from app.settings import Deployment
+from app.streaming import SSEBuffer, event_data
 
 
 class PassThrough(StreamTranslator):
     """OpenAI events need no translation: cut at event boundaries, watch usage and [DONE].
 
-    With ``strip_usage`` the final usage-only chunk (which the gateway asked for, not the
-    client) is read for accounting and left out of what the client receives.
+    Every event's JSON is checked (parsed, never re-serialized: the upstream's bytes are what
+    the client gets). A malformed event ends the stream with an SSE error event instead of
+    reaching the client, whose SDK would fail on it. With ``strip_usage`` the final usage-only
+    chunk (which the gateway asked for, not the client) is read for accounting and left out of
+    what the client receives.
     """
 
-    def __init__(self, stream: ChatStream, *, strip_usage: bool = False) -> None:
+    def __init__(self, stream: ChatStream, *, deployment: Deployment,
+                 strip_usage: bool = False) -> None:
         super().__init__(stream)
         self.buffer = SSEBuffer()
+        self.deployment = deployment
         self.strip_usage = strip_usage
 
     def feed(self, chunk: bytes) -> bytes:
         block = self.buffer.feed(chunk)
-        if block:
-            # With include_usage every chunk carries "usage":null; only an object is parsed.
-            if b'"usage":{' in block or b'"usage": {' in block:
-                _observe_usage(block, self.stream)
-                if self.strip_usage:
-                    block = _without_usage_chunks(block)
-            if block.endswith(DONE_EVENT):
+        if not block:
+            return block
+        events = block.split(b"\n\n")
+        kept: list[bytes] | None = None  # only built when an event is dropped
+        for index, event in enumerate(events[:-1]):  # the last piece is the empty tail
+            data = event[6:] if event.startswith(b"data: ") and b"\n" not in event \
+                else event_data(event)
+            drop = False
+            if data == b"[DONE]":
                 self.stream.completed = True
-        return block
+            elif data is not None:  # (None: a comment or keep-alive, relayed as is)
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    self.error = invalid_response(self.deployment,
+                                                  "sent a malformed stream event")
+                    good = events[:index] if kept is None else kept
+                    return b"".join(e + b"\n\n" for e in good)
+                usage = payload.get("usage") if isinstance(payload, dict) else None
+                if isinstance(usage, dict):
+                    observed = Usage.from_openai(usage)
+                    if observed is not None:
+                        self.stream.usage = observed
+                    drop = self.strip_usage and payload.get("choices") == []
+            if drop:
+                if kept is None:
+                    kept = events[:index]
+            elif kept is not None:
+                kept.append(event)
+        if kept is None:
+            return block
+        return b"".join(e + b"\n\n" for e in kept)
 
 
 class OpenAIProvider(HTTPProvider):
@@ -72,36 +101,5 @@ class OpenAIProvider(HTTPProvider):
     def stream(self, request: ChatRequest) -> ChatStream:
         strip = self.asks_for_usage(request)
         return self.open_stream(request, self.payload(request),
-                                lambda stream: PassThrough(stream, strip_usage=strip))
-
-
-def _observe_usage(block: bytes, stream: ChatStream) -> None:
-    for event in iter_events(block):
-        data = event_data(event)
-        if not data or b'"usage"' not in data or data == b"[DONE]":
-            continue
-        try:
-            payload = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(payload, dict):
-            usage = Usage.from_openai(payload.get("usage"))
-            if usage is not None:
-                stream.usage = usage
-
-
-def _without_usage_chunks(block: bytes) -> bytes:
-    """The block without usage-only chunks (``choices: []`` with a usage object)."""
-    kept = []
-    for event in iter_events(block):
-        data = event_data(event)
-        if data and b'"usage"' in data and data != b"[DONE]":
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                payload = None
-            if isinstance(payload, dict) and payload.get("choices") == [] and \
-                    isinstance(payload.get("usage"), dict):
-                continue
-        kept.append(event + b"\n\n")
-    return b"".join(kept)
+                                lambda stream: PassThrough(stream, deployment=self.deployment,
+                                                           strip_usage=strip))

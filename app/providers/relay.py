@@ -110,6 +110,7 @@ class HTTPProvider(Provider):
         result is the same every time, so it is done once and copied per call.
         """
         req = requests.Request("POST", self.url, headers=self.headers, data=b"")
+        self._adapter = self.session.get_adapter(self.url)
         return self.session.prepare_request(req)
 
     def _send(self, payload: bytes, auth: Mapping[str, str], extra: Mapping[str, str], *,
@@ -129,10 +130,15 @@ class HTTPProvider(Provider):
             prep.headers.update(per_call)
             prep.headers["Content-Length"] = str(len(payload))
             prep.body = payload
-            # The same keyword arguments Session.request passes when trust_env is off.
-            return session.send(prep, timeout=self.timeout, allow_redirects=True, stream=stream,
-                                proxies=dict(session.proxies), verify=session.verify,
-                                cert=session.cert)
+            if session.proxies or session.cert or session.hooks["response"]:
+                return session.send(prep, timeout=self.timeout, allow_redirects=True,
+                                    stream=stream, proxies=dict(session.proxies),
+                                    verify=session.verify, cert=session.cert)
+            # Straight to the transport adapter: an upstream API call follows no redirect and
+            # keeps no cookie, so Session.send's hooks, redirect resolution and cookie
+            # extraction are all work for nothing (see app.providers.transport).
+            return self._adapter.send(prep, stream=stream, timeout=self.timeout,
+                                      verify=bool(session.verify))
         except requests.RequestException as exc:
             raise map_request_exception(exc, self.deployment) from None
 
@@ -200,22 +206,29 @@ class HTTPProvider(Provider):
                 if block:
                     yield block
                 if events.error is not None:
-                    yield sse_error_event(events.error)
+                    yield self._failed(events.stream, events.error)
                     return
                 chunk = next(chunks, None)
                 block = None if chunk is None else events.feed(chunk)
             if not events.stream.completed:
-                yield sse_error_event(UpstreamError(
+                yield self._failed(events.stream, UpstreamError(
                     f"The upstream of deployment '{self.deployment.id}' ended the stream "
                     f"before it was complete.", code="upstream_stream_truncated"))
         except requests.RequestException as exc:
             err = map_request_exception(exc, self.deployment)
             err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
                           f"{err.message}"
-            yield sse_error_event(err)
+            yield self._failed(events.stream, err)
         finally:
             # Also runs on GeneratorExit (client went away): the upstream is closed at once.
             resp.close()
+
+    @staticmethod
+    def _failed(stream: ChatStream, err: GatewayError) -> bytes:
+        """The final event of a stream that failed after it began; the stream keeps the error
+        so that the request is accounted with its code, not as a success."""
+        stream.error = err
+        return sse_error_event(err)
 
     def close(self) -> None:
         self.session.close()

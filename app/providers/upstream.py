@@ -10,9 +10,10 @@ from typing import Any
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
 
 from app.errors import GatewayError, UpstreamError, UpstreamHTTPError, UpstreamTimeoutError
+from app.providers.transport import LeanAdapter
 from app.settings import Deployment, Settings
 
 USER_AGENT = "neuroroute/0.1"
@@ -20,16 +21,15 @@ MAX_ERROR_BODY = 256 * 1024  # bytes of an upstream error body we are willing to
 
 
 def build_session(settings: Settings) -> requests.Session:
-    """A pooled session for one deployment.
+    """A pooled session for one deployment, on the lean transport (``transport.LeanAdapter``).
 
     ``trust_env`` is off unless configured: with it on, ``requests`` looks up proxy settings
     and netrc in the environment on every call, which is measurable on the hot path.
-    ``max_retries=0``: retries are the router's decision, not urllib3's.
+    No retries in the adapter: retries are the router's decision, not urllib3's.
     """
     session = requests.Session()
     session.trust_env = settings.upstream_trust_env
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=settings.upstream_pool_maxsize,
-                          max_retries=0, pool_block=False)
+    adapter = LeanAdapter(pool_maxsize=settings.upstream_pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -93,9 +93,17 @@ def upstream_error_from_response(status: int, content: bytes, deployment: Deploy
     return mapped
 
 
+def _is_read_timeout(exc: BaseException) -> bool:
+    # requests turns urllib3's ReadTimeoutError raised while reading a body (the upstream
+    # stalled after its headers) into a ConnectionError; its cause says what happened.
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, (urllib3_exceptions.ReadTimeoutError, TimeoutError))
+
+
 def map_request_exception(exc: requests.RequestException, deployment: Deployment) -> GatewayError:
-    """Connect errors become 502, timeouts 504; the message names the deployment, not secrets."""
-    if isinstance(exc, requests.Timeout):
+    """Connect errors become 502, timeouts 504 (also a stall while reading the body); the
+    message names the deployment, not secrets."""
+    if isinstance(exc, requests.Timeout) or _is_read_timeout(exc):
         kind = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "waiting for"
         return UpstreamTimeoutError(f"Timed out {kind} the upstream of deployment "
                                     f"'{deployment.id}'.")

@@ -11,11 +11,12 @@ follow in price order as retry candidates.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import InvalidRequestError
+from app.pricing import Price, ranking_cost
 from app.providers.base import Provider
 from app.settings import AutoRouterConfig, AutoRule
 from app.tokens import estimate_message_tokens
@@ -153,15 +154,16 @@ def _scanned_text(messages: list[Any]) -> tuple[str, bool]:
     return f"{system}\n{last_user}".lower(), images
 
 
-def classify(body: dict[str, Any]) -> Features:
-    """Extract the routing features of a chat completion body."""
+def classify(body: dict[str, Any], tokens: int | None = None) -> Features:
+    """Extract the routing features of a chat completion body (``tokens``: the request's
+    prompt estimate when the caller has it already)."""
     messages = body.get("messages")
     messages = messages if isinstance(messages, list) else []
     text, images = _scanned_text(messages)
     words = frozenset(text.translate(_PUNCTUATION).split())
     fmt = body.get("response_format")
     return Features(
-        tokens=estimate_message_tokens(messages),
+        tokens=estimate_message_tokens(messages) if tokens is None else tokens,
         code=_cue(words, text, _CODE_WORDS, _CODE_PHRASES),
         math=_cue(words, text, _MATH_WORDS, _MATH_PHRASES) or bool(_MATH_SYMBOLS.search(text)),
         reasoning=_cue(words, text, _REASONING_WORDS, _REASONING_PHRASES),
@@ -240,12 +242,15 @@ class AutoRouter:
                 reasons.append(_describe(rule))
         return best, tuple(reasons)
 
-    def decide(self, body: dict[str, Any], providers: Iterable[Provider]) -> AutoDecision:
-        """Classify ``body`` and order the eligible deployments by estimated price.
+    def decide(self, body: dict[str, Any], providers: Iterable[Provider], *,
+               price: Callable[[str], Price | None],
+               tokens: int | None = None) -> AutoDecision:
+        """Classify ``body`` and order the eligible deployments by estimated price (``price``:
+        the registry's price of each deployment; ``tokens``: the prompt estimate, if known).
 
         Raises InvalidRequestError (400) when no deployment has the needed capabilities.
         """
-        features = classify(body)
+        features = classify(body, tokens)
         tier, reasons = self.tier(features)
         capable = self._capable(features, providers)
         if not capable:
@@ -261,7 +266,7 @@ class AutoRouter:
             eligible = [p for p in capable if self.rank[p.deployment.tier or ""] == top]
             reasons = (*reasons, f"no-{tier}-available")
         return AutoDecision(self.config.name, tier, reasons, features,
-                            tuple(self.order_by_price(eligible, features.tokens)))
+                            tuple(self.order_by_price(eligible, features.tokens, price)))
 
     def _capable(self, features: Features, providers: Iterable[Provider]) -> list[Provider]:
         needed = features.capabilities()
@@ -271,9 +276,11 @@ class AutoRouter:
                 and (p.deployment.max_input_tokens is None
                      or p.deployment.max_input_tokens >= features.tokens)]
 
-    def order_by_price(self, providers: Sequence[Provider], tokens: int) -> list[Provider]:
-        """Cheapest first for a request of ``tokens`` input tokens; lower tier breaks ties."""
+    def order_by_price(self, providers: Sequence[Provider], tokens: int,
+                       price: Callable[[str], Price | None]) -> list[Provider]:
+        """Cheapest first for a request of ``tokens`` input tokens (``price``: the registry's
+        price of a deployment; unknown prices last); lower tier breaks ties."""
         out = self.config.expected_output_tokens
-        return sorted(providers, key=lambda p: (p.deployment.estimated_cost(tokens, out),
+        return sorted(providers, key=lambda p: (ranking_cost(price(p.deployment.id), tokens, out),
                                                 self.rank[p.deployment.tier or ""],
                                                 p.deployment.id))

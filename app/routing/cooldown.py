@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -169,6 +169,10 @@ class RedisCooldownStore:
         base = f"{self.prefix}:cb:{{{dep_id}}}"
         return [f"{base}:open", f"{base}:fail", f"{base}:probe"]
 
+    def open_key(self, dep_id: str) -> str:
+        """The key holding when the deployment's breaker closes (absent: closed)."""
+        return self._keys(dep_id)[0]
+
     def open_until(self, ids: Sequence[str]) -> dict[str, float]:
         if not ids:
             return {}
@@ -222,8 +226,23 @@ class CircuitBreaker:
                             "%s", REDIS_RETRY_AFTER_S, type(exc).__name__)
         return getattr(self.local, method)(*args)
 
-    def open_until(self, ids: Sequence[str]) -> dict[str, float]:
-        """Deployments among ``ids`` whose breaker is open or half-open, with its end time."""
+    def prefetch_keys(self, ids: Sequence[str]) -> dict[str, str]:
+        """Store key -> deployment id of what the admission round trip should read for these
+        deployments (empty when the state is in process: nothing to save)."""
+        store = self.shared
+        if not isinstance(store, RedisCooldownStore) or self._shared_down_until > self.clock():
+            return {}
+        return {store.open_key(i): i for i in ids}
+
+    def open_until(self, ids: Sequence[str],
+                   prefetched: Mapping[str, float | None] | None = None) -> dict[str, float]:
+        """Deployments among ``ids`` whose breaker is open or half-open, with its end time.
+
+        ``prefetched`` (deployment id -> open until, None: closed) is what the admission round
+        trip read; it answers without a store call when it covers every id.
+        """
+        if prefetched is not None and all(i in prefetched for i in ids):
+            return {i: until for i in ids if (until := prefetched[i]) is not None}
         result: dict[str, float] = self._call("open_until", list(ids))
         return result
 

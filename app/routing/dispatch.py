@@ -14,24 +14,22 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from app.errors import GatewayError, InvalidRequestError, ModelNotFoundError, RateLimitError
+from app.errors import GatewayError, ModelNotFoundError, RateLimitError
 from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider
 from app.routing.auto import AutoDecision, AutoRouter
 from app.routing.cooldown import Admission, CircuitBreaker
+from app.routing.options import RouteOptions
 from app.routing.registry import ModelRegistry
 from app.routing.retry import Failure, classify, retry_after_s, retry_delay_s
 from app.routing.state import RoutingState
 from app.routing.strategies import PickContext, build_strategies
-from app.settings import Deployment, RoutingConfig
-from app.tokens import estimate_message_tokens
-
-FALLBACKS_HEADER = "x-neuroroute-fallbacks"
-OPTIONS_FIELD = "neuroroute"  # gateway-only body field, removed before the upstream sees it
+from app.routing.tracking import TrackedEvents
+from app.settings import Deployment, GroupPolicy, RoutingConfig
 
 
 @dataclass(slots=True)
@@ -44,40 +42,6 @@ class Outcome:
     attempts: int = 1
     route: str = ""  # x-neuroroute-route: how the deployment was chosen
     decision: AutoDecision | None = None  # the auto router's decision, for usage records
-
-
-@dataclass(frozen=True, slots=True)
-class RouteOptions:
-    """Per-request routing choices the client may make."""
-
-    fallbacks: bool = True
-
-
-def route_options(body: dict[str, Any], fallbacks_header: str | None
-                  ) -> tuple[dict[str, Any], RouteOptions]:
-    """Split the gateway-only options off a request body.
-
-    The client disables fallbacks with the header ``x-neuroroute-fallbacks: off`` or the body
-    field ``"neuroroute": {"fallbacks": false}``; the body field is removed so the upstream
-    never sees it. Raises InvalidRequestError (400) for a malformed option.
-    """
-    fallbacks = True
-    if fallbacks_header is not None:
-        value = fallbacks_header.strip().lower()
-        if value not in ("on", "off", "true", "false", "1", "0"):
-            raise InvalidRequestError(f"Header {FALLBACKS_HEADER} must be 'on' or 'off'.",
-                                      code="invalid_value")
-        fallbacks = value in ("on", "true", "1")
-    if OPTIONS_FIELD not in body:
-        return body, RouteOptions(fallbacks=fallbacks)
-    raw = body[OPTIONS_FIELD]
-    unknown = set(raw) - {"fallbacks"} if isinstance(raw, dict) else None
-    if unknown is None or unknown or not isinstance(raw.get("fallbacks", True), bool):
-        raise InvalidRequestError(f"'{OPTIONS_FIELD}' must be an object like "
-                                  f"{{\"fallbacks\": false}}.", param=OPTIONS_FIELD,
-                                  code="invalid_value")
-    rest = {k: v for k, v in body.items() if k != OPTIONS_FIELD}
-    return rest, RouteOptions(fallbacks=fallbacks and raw.get("fallbacks", True))
 
 
 class StageEnd(Enum):
@@ -101,6 +65,22 @@ class Stage:
     expected_output_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a request will be routed, decided before it is admitted (no I/O): the first stage
+    (the model's group, or the auto router's candidates) and what the route header says."""
+
+    first: Stage
+    route: str
+    policy: GroupPolicy
+    decision: AutoDecision | None = None
+
+    @property
+    def candidate_ids(self) -> list[str]:
+        """The deployments the first attempt may go to (their breakers are read early)."""
+        return [p.deployment.id for p in self.first.providers]
+
+
 @dataclass(slots=True)
 class _Run:
     """Bookkeeping of one request's way through the stages."""
@@ -109,6 +89,9 @@ class _Run:
     options: RouteOptions
     tokens: int
     deadline: float
+    # Breaker state read in the admission round trip (deployment id -> open until, None:
+    # closed); only the first selection uses it, later ones read the store again.
+    prefetched: Mapping[str, float | None] | None = None
     attempts: int = 0
     failed: dict[str, GatewayError] = field(default_factory=dict)  # by deployment id
     excluded: set[str] = field(default_factory=set)  # deployments that cannot serve at all
@@ -143,40 +126,46 @@ class Dispatcher:
         self.sleep = sleep  # time.sleep is cooperative in gevent workers
         self.clock = clock
 
-    def chat(self, request: ChatRequest, options: RouteOptions | None = None) -> Outcome:
+    def plan(self, request: ChatRequest) -> Plan:
+        """Where the request will go first. Raises ModelNotFoundError (404) for an unknown
+        model and InvalidRequestError (400) when no auto-routed deployment can serve it."""
+        router = self.auto.get(request.model)
+        if router is not None:
+            decision = router.decide(request.body, self.registry.providers(),
+                                     price=self.registry.price, tokens=request.prompt_tokens)
+            first = Stage(router.config.name, decision.candidates, "cheapest",
+                          self.routing.retry.retries, router.config.expected_output_tokens)
+            policy = self.routing.group(decision.candidates[0].deployment.name)
+            return Plan(first, decision.header(), policy, decision)
+        if self.registry.get(request.model) is None:
+            raise ModelNotFoundError(request.model)
+        return Plan(self._group_stage(request.model), f"model={request.model}",
+                    self.routing.group(request.model))
+
+    def chat(self, request: ChatRequest, options: RouteOptions | None = None, *,
+             plan: Plan | None = None,
+             prefetched: Mapping[str, float | None] | None = None) -> Outcome:
         """Pick deployments and call them until one answers.
 
+        ``plan`` is :meth:`plan`'s answer when the caller has it already; ``prefetched`` the
+        breaker state of its candidates read in the admission round trip.
         Raises GatewayError before any byte is sent: the last upstream error, RateLimitError
         (429) when every deployment is at capacity, ModelNotFoundError for an unknown model.
         The error carries ``x-neuroroute-attempts``.
         """
-        options = options or RouteOptions()
-        run = _Run(request, options, estimate_message_tokens(request.body.get("messages")),
-                   self.clock() + self.routing.retry.deadline_s)
-        decision = None
-        router = self.auto.get(request.model)
-        if router is not None:
-            decision = router.decide(request.body, self.registry.providers())
-            first = Stage(router.config.name, decision.candidates, "cheapest",
-                          self.routing.retry.retries, router.config.expected_output_tokens)
-            route = decision.header()
-            policy = self.routing.group(decision.candidates[0].deployment.name)
-        else:
-            group = self.registry.get(request.model)
-            if group is None:
-                raise ModelNotFoundError(request.model)
-            first = self._group_stage(request.model)
-            route = f"model={request.model}"
-            policy = self.routing.group(request.model)
+        plan = plan or self.plan(request)
+        run = _Run(request, options or RouteOptions(), request.prompt_tokens,
+                   self.clock() + self.routing.retry.deadline_s, prefetched)
         try:
-            outcome = self._walk(run, first, list(policy.fallbacks),
-                                 list(policy.context_window_fallbacks))
+            outcome = self._walk(run, plan.first, list(plan.policy.fallbacks),
+                                 list(plan.policy.context_window_fallbacks))
         except GatewayError as err:
             err.headers = {**err.headers, "x-neuroroute-attempts": str(run.attempts)}
             raise
-        if outcome.deployment.name != first.label and router is None:
+        route = plan.route
+        if plan.decision is None and outcome.deployment.name != plan.first.label:
             route += f"; fallback={outcome.deployment.name}"
-        outcome.route, outcome.decision = route, decision
+        outcome.route, outcome.decision = route, plan.decision
         return outcome
 
     def report(self) -> dict[str, Any]:
@@ -317,9 +306,11 @@ class Dispatcher:
                     if not self.state.over_limits(p.deployment, run.tokens)]
             if not free:
                 return StageEnd.CAPACITY
-        opened = self.breaker.open_until([p.deployment.id for p in free])
+        opened = self.breaker.open_until([p.deployment.id for p in free], run.prefetched)
+        run.prefetched = None  # a retry reads the breakers again (a failure may open one)
         ctx = PickContext(group=stage.label, stream=run.request.stream,
-                          input_tokens=run.tokens, output_tokens=stage.expected_output_tokens)
+                          input_tokens=run.tokens, output_tokens=stage.expected_output_tokens,
+                          price=self.registry.price)
         strategy = self.strategies[stage.strategy]
         # Deployments that already failed this request go last; each pool is tried in turn.
         fresh = [p for p in free if p.deployment.id not in run.failed]
@@ -387,49 +378,7 @@ class Dispatcher:
             if stream.usage is not None:
                 self.state.add_tokens(dep.id, stream.usage.completion_tokens)
 
-        return stream.attach(_TrackedEvents(iter(stream), stream, on_end))
-
-
-class _TrackedEvents:
-    """A stream's events that report the stream's end exactly once.
-
-    A class rather than a generator: closing a generator that never started skips its
-    ``finally``, and a client may go away before the first event is written.
-    """
-
-    __slots__ = ("_inner", "_stream", "_on_end", "_done")
-
-    def __init__(self, inner: Iterator[bytes], stream: ChatStream,
-                 on_end: Callable[[bool], None]) -> None:
-        self._inner = inner
-        self._stream = stream
-        self._on_end = on_end
-        self._done = False
-
-    def __iter__(self) -> _TrackedEvents:
-        return self
-
-    def __next__(self) -> bytes:
-        try:
-            return next(self._inner)
-        except StopIteration:
-            self._finish(upstream_failed=not self._stream.completed)
-            raise
-        except BaseException:
-            self._finish(upstream_failed=True)
-            raise
-
-    def close(self) -> None:
-        """The client is gone (or the response is done): release the upstream at once."""
-        close = getattr(self._inner, "close", None)
-        if close is not None:
-            close()
-        self._finish(upstream_failed=False)
-
-    def _finish(self, *, upstream_failed: bool) -> None:
-        if not self._done:
-            self._done = True
-            self._on_end(upstream_failed)
+        return stream.attach(TrackedEvents(iter(stream), stream, on_end))
 
 
 def _fits(dep: Deployment, tokens: int) -> bool:

@@ -6,8 +6,9 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from app.pricing import Price, PriceTable
 from app.providers.base import Provider
-from app.settings import Deployment
+from app.settings import CachePolicy, Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,8 @@ class ModelGroup:
 class ModelRegistry:
     """Immutable view of the configured model groups, built once per process."""
 
-    def __init__(self, providers: Iterable[Provider], *, rng: random.Random | None = None):
+    def __init__(self, providers: Iterable[Provider], *, prices: PriceTable | None = None,
+                 rng: random.Random | None = None):
         grouped: dict[str, list[Provider]] = {}
         for provider in providers:
             grouped.setdefault(provider.deployment.name, []).append(provider)
@@ -44,6 +46,13 @@ class ModelRegistry:
         # Deployment id -> deployment: usage accounting looks one up per request.
         self._by_id = {p.deployment.id: p.deployment
                        for g in self._groups.values() for p in g.providers}
+        # Each deployment's price, resolved once: routing and billing read this one value.
+        table = prices or PriceTable()
+        self._prices = {dep_id: table.for_deployment(dep) for dep_id, dep in self._by_id.items()}
+        # A group is cached when one of its deployments (YAML or stored) says so.
+        self._cache = {name: next(p.deployment.cache for p in g.providers if p.deployment.cache)
+                       for name, g in self._groups.items()
+                       if any(p.deployment.cache for p in g.providers)}
         self._rng = rng or random.Random()
 
     def names(self) -> list[str]:
@@ -54,6 +63,14 @@ class ModelRegistry:
 
     def deployment(self, deployment_id: str) -> Deployment | None:
         return self._by_id.get(deployment_id)
+
+    def cache_policy(self, name: str) -> CachePolicy | None:
+        """The response-cache policy of the group ``name`` (None: not cached)."""
+        return self._cache.get(name)
+
+    def price(self, deployment_id: str) -> Price | None:
+        """The deployment's price per million tokens (None: unknown)."""
+        return self._prices.get(deployment_id)
 
     def groups(self) -> list[ModelGroup]:
         return list(self._groups.values())

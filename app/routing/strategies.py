@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from app.pricing import Price, ranking_cost
 from app.providers.base import Provider
 from app.routing.state import RoutingState
 
@@ -27,6 +28,7 @@ class PickContext:
     stream: bool = False
     input_tokens: int = 0
     output_tokens: int = 0  # expected completion size, for price comparisons
+    price: Callable[[str], Price | None] = lambda deployment_id: None  # the registry's prices
 
 
 class Strategy(Protocol):
@@ -104,10 +106,12 @@ class LowestLatency(_Ranked):
 
 
 class Cheapest(_Ranked):
-    """The lowest estimated price for this request's size (``*_cost_per_mtok``)."""
+    """The lowest estimated price for this request's size (the registry's price of each
+    deployment: its ``*_cost_per_mtok``, else the default for its model; unknown last)."""
 
     def key(self, provider: Provider, ctx: PickContext) -> float:
-        return provider.deployment.estimated_cost(ctx.input_tokens, ctx.output_tokens)
+        return ranking_cost(ctx.price(provider.deployment.id), ctx.input_tokens,
+                            ctx.output_tokens)
 
 
 StrategyFactory = Callable[[RoutingState, random.Random], Strategy]

@@ -97,6 +97,7 @@ class DeploymentConfigSchema(Schema):
     tpm = Int64(minimum=1)
     input_cost_per_mtok = fields.Float(validate=_PRICE)
     output_cost_per_mtok = fields.Float(validate=_PRICE)
+    cached_input_cost_per_mtok = fields.Float(validate=_PRICE)
     max_input_tokens = Int64(minimum=1)
     capabilities = fields.List(Text(validate=validate.OneOf(CAPABILITIES)),
                                load_default=list)

@@ -73,6 +73,7 @@ class DeploymentPublicSchema(Schema):
     tpm = _n(fields.Integer)
     input_cost_per_mtok = _n(fields.Float)
     output_cost_per_mtok = _n(fields.Float)
+    cached_input_cost_per_mtok = _n(fields.Float)
     max_input_tokens = _n(fields.Integer)
     capabilities = fields.List(fields.String(), required=True)
     tier = _n(fields.String)

@@ -66,6 +66,7 @@ class UsageRecord:
     cancelled: bool  # the client went away before the answer was complete
     attempts: int | None
     route: str | None = None  # the auto router's decision, when it decided
+    api: str = "chat.completions"  # the API surface the client called
 
 
 class UsageSink(Protocol):

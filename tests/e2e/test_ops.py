@@ -18,6 +18,7 @@ import openai
 import pytest
 import requests
 
+from app.metrics import FLUSH_INTERVAL_S
 from tests.procs import MASTER_KEY, ROOT, Proc, free_port, running, start_gateway
 from tests.services import require_binary
 
@@ -170,6 +171,8 @@ def test_metrics_add_up_across_two_workers(upstream: Proc, tmp_path: Path) -> No
                         "stream_options": {"include_usage": True} if i % 2 == 0 else None,
                         "messages": [{"role": "user", "content": "x"}]}) as resp:
                     resp.content  # noqa: B018 - read the whole answer
+            # Workers write their metrics in batches (every second): wait for the last batch.
+            time.sleep(FLUSH_INTERVAL_S * 1.5)
             scrapes = [requests.get(f"{gw.url}/metrics", headers={"Connection": "close"},
                                     timeout=5).text for _ in range(4)]
         for text in scrapes:

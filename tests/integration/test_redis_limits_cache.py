@@ -103,8 +103,9 @@ def test_redis_outage_falls_back_to_memory_and_recovers(tmp_path: Path) -> None:
             during = [ask() for _ in range(5)]
             assert all(r.status_code == 200 for r in during)
             assert time.monotonic() - started < 5  # no per-request stall on the dead Redis
-            # In-memory counting took over (this worker's own count, from 1000).
-            assert int(during[-1].headers["x-ratelimit-remaining-requests"]) >= 995
+            # In-memory counting took over, from the last count this worker saw in Redis (1):
+            # the switch never gives a worker its whole limit again.
+            assert during[-1].headers["x-ratelimit-remaining-requests"] == "994"
             assert "falling back to in-memory" in gw.output().lower()
 
             # Redis comes back: the limiter probes it (with backoff) and counts there again.

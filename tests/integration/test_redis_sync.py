@@ -13,7 +13,7 @@ from flask import Flask
 
 from app import create_app
 from app.db import schema
-from app.extensions import EXTENSION_KEY, Gateway
+from app.gateway import EXTENSION_KEY, Gateway
 from app.settings import load_settings
 from tests.conftest import AUTH, DEFAULT_MODELS, MASTER_KEY, chat_body
 from tests.procs import free_port

@@ -129,7 +129,7 @@ def test_expired_key_is_401_expired(admin: Admin, client: FlaskClient, app: Flas
     soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     created = admin.create_key(expires_at=soon)
     from app.db.models import ApiKey
-    from app.extensions import EXTENSION_KEY
+    from app.gateway import EXTENSION_KEY
 
     # Move the expiry into the past directly (the API refuses past dates).
     db = app.extensions[EXTENSION_KEY].db
@@ -325,7 +325,7 @@ def test_every_admin_change_is_audited(admin: Admin) -> None:
 
 
 def test_stored_deployment_joins_a_yaml_group(admin: Admin, app: Flask) -> None:
-    from app.extensions import EXTENSION_KEY
+    from app.gateway import EXTENSION_KEY
 
     admin.call("POST", "/admin/deployments", 201, json={
         "id": "mock-fast-extra", "name": "mock-fast", "provider": "mock", "model": "mock-fast",

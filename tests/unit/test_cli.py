@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.db.schema import head_revision
-from app.extensions import EXTENSION_KEY
+from app.gateway import EXTENSION_KEY
 
 
 def test_keys_create_list_revoke(app: Flask, client: FlaskClient) -> None:

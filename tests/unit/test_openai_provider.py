@@ -188,16 +188,17 @@ def test_invalid_upstream_answers_are_502(client: FlaskClient) -> None:
     assert "before its first event" in resp.get_json()["error"]["message"]
 
 
-def test_usage_is_read_from_the_stream() -> None:
+def test_usage_is_read_from_the_stream(settings: Any) -> None:
     from app.providers.base import ChatStream
-    from app.providers.openai import _observe_usage
+    from app.providers.openai import PassThrough
 
     stream = ChatStream()
     block = sse(chunk(None, "stop"), {**chunk(), "choices": [],
                                       "usage": {"prompt_tokens": 3, "completion_tokens": 4,
                                                 "total_tokens": 7}})
-    _observe_usage(block, stream)
+    kept = PassThrough(stream, deployment=settings.deployments[1], strip_usage=True).feed(block)
     assert stream.usage is not None and stream.usage.total_tokens == 7
+    assert kept == sse(chunk(None, "stop"))  # the usage-only chunk was the gateway's
 
 
 @responses.activate

@@ -132,7 +132,7 @@ def test_unreachable_redis_falls_back_to_memory_limits(make_settings: Any) -> No
                          NEUROROUTE_DEFAULT_RPM="2")
     statuses = [post(client).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
-    assert client.application.extensions["neuroroute"].rate_limits.storage_healthy is False
+    assert client.application.extensions["neuroroute"].admission.backend == "redis-unavailable"
     ready = client.get("/health/ready")
     assert ready.status_code == 200 and ready.get_json()["status"] == "degraded"
     assert ready.get_json()["checks"]["rate_limit_storage"]["status"] == "degraded"

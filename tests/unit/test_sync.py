@@ -15,7 +15,7 @@ from sqlalchemy import create_engine
 from app import create_app
 from app.db import repo
 from app.db.models import ApiKey
-from app.extensions import EXTENSION_KEY, Gateway
+from app.gateway import EXTENSION_KEY, Gateway
 from tests.conftest import AUTH, SettingsFactory, chat_body
 
 SYNC_INTERVAL = 0.2

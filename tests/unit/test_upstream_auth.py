@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.errors import GatewayError
 from app.providers.auth import TokenManager
+from app.providers.transport import LeanAdapter
 from app.settings import OAuth2Config
 from tests.conftest import AUTH, UPSTREAM, SettingsFactory, chat_body
 from tests.unit.test_openai_provider import COMPLETION
@@ -34,8 +35,15 @@ class Clock:
         return self.now
 
 
+def lean_session() -> requests.Session:
+    """A session on the providers' transport (as build_session mounts it)."""
+    session = requests.Session()
+    session.mount("http://", LeanAdapter(pool_maxsize=10))
+    return session
+
+
 def manager(clock: Clock | None = None, config: OAuth2Config = CONFIG) -> TokenManager:
-    return TokenManager(config, session=requests.Session(), timeout=(1, 1), owner="dep#0",
+    return TokenManager(config, session=lean_session(), timeout=(1, 1), owner="dep#0",
                         clock=clock or time.monotonic)
 
 

@@ -13,8 +13,8 @@ import responses
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.pricing import DEFAULT_PRICES, FREE, Price, PriceTable
 from app.providers.base import Usage
-from app.usage.pricing import DEFAULT_PRICES, FREE, Price, PriceTable
 from app.usage.writer import UsageRecord, UsageWriter
 from tests.conftest import AUTH, UPSTREAM, chat_body
 from tests.unit.test_openai_provider import COMPLETION, chunk, sse
@@ -45,7 +45,8 @@ def sink_client(make_settings: Any) -> tuple[FlaskClient, ListSink]:
     app = create_app(make_settings())
     sink = ListSink()
     gw = app.extensions["neuroroute"]
-    gw.usage.writer = UsageWriter(sink, batch_size=1000)  # written on demand in these tests
+    # Written on demand in these tests.
+    gw.chat.accounting.writer = UsageWriter(sink, batch_size=1000)
     return app.test_client(), sink
 
 
@@ -57,7 +58,7 @@ def post(client: FlaskClient, **kwargs: Any) -> Any:
 
 
 def written(client: FlaskClient, sink: ListSink) -> list[UsageRecord]:
-    assert client.application.extensions["neuroroute"].usage.writer.write_pending()
+    assert client.application.extensions["neuroroute"].usage_writer.write_pending()
     return sink.rows
 
 
@@ -184,12 +185,12 @@ def test_cached_answers_are_recorded_as_cache_hits(make_settings: Any) -> None:
     app = create_app(make_settings([{"name": "c", "provider": "mock", "model": "c",
                                      "cache": {}}]))
     sink = ListSink()
-    app.extensions["neuroroute"].usage.writer = UsageWriter(sink)
+    app.extensions["neuroroute"].chat.accounting.writer = UsageWriter(sink)
     client = app.test_client()
     for _ in range(2):
         resp = post(client, json=chat_body("c"), headers=AUTH)
     assert resp.headers["x-neuroroute-cost"] == "0.00000000"
-    assert app.extensions["neuroroute"].usage.writer.write_pending()
+    assert app.extensions["neuroroute"].usage_writer.write_pending()
     assert [r.cache_hit for r in sink.rows] == [False, True]
     assert sink.rows[1].total_tokens == sink.rows[0].total_tokens and sink.rows[1].cost == 0
 

@@ -38,7 +38,7 @@ def ask(client: FlaskClient, key: str, model: str = "priced", **body: Any) -> An
 
 
 def flush(app: Flask) -> None:
-    assert app.extensions["neuroroute"].usage.writer.flush(timeout=5)
+    assert app.extensions["neuroroute"].usage_writer.flush(timeout=5)
 
 
 def rows(app: Flask) -> list[UsageRow]:
@@ -145,12 +145,14 @@ def test_local_reservations_stop_concurrent_requests_at_the_budget() -> None:
     """Without Redis, concurrent admissions in one worker see each other's reservations."""
     budgets = BudgetService(spend_since=lambda *_: 0.0, entity_budget=lambda *_: (None, None))
     principal = Principal("k", "member", max_budget=1.0)
+    scopes = budgets.scopes(principal)
+    now = datetime.now(UTC)
     admitted, refused = [], []
     lock = threading.Lock()
 
     def one() -> None:
         try:
-            reservation = budgets.admit(principal, 0.25)
+            reservation = budgets.admit_local(scopes, 0.25, now)
         except InsufficientQuotaError:
             with lock:
                 refused.append(1)
@@ -165,8 +167,8 @@ def test_local_reservations_stop_concurrent_requests_at_the_budget() -> None:
         t.join()
     assert len(admitted) == 4 and len(refused) == 16
     for reservation in admitted:  # each really cost less: room again
-        budgets.settle(reservation, 0.1)
-    assert budgets.admit(principal, 0.25) is not None
+        budgets.settle_local(reservation, 0.1)
+    assert budgets.admit_local(scopes, 0.25, now) is not None
 
 
 def test_spend_query_counts_only_the_period(papp: Flask) -> None:

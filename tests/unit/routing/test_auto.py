@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.errors import InvalidRequestError
-from app.routing.auto import AutoRouter, classify
+from app.routing.auto import AutoDecision, AutoRouter, classify
 from app.routing.dispatch import Dispatcher
 from app.routing.registry import ModelRegistry
 from app.settings import AutoRouterConfig, AutoRule, RoutingConfig
@@ -74,6 +74,11 @@ def test_default_rules_pick_the_tier(body: dict[str, Any], tier: str) -> None:
     assert ROUTER.tier(classify(body))[0] == tier
 
 
+def decide(body: dict[str, Any], providers: list[FakeProvider]) -> AutoDecision:
+    """The router's decision with the registry's prices (the one price source)."""
+    return ROUTER.decide(body, providers, price=ModelRegistry(providers).price)
+
+
 def catalogue() -> list[FakeProvider]:
     return [
         FakeProvider(dep("small", "small", tier="small", capabilities=frozenset({"tools"}),
@@ -101,13 +106,13 @@ def catalogue() -> list[FakeProvider]:
     (user("Prove Fermat's little theorem."), "large"),
 ])
 def test_cheapest_capable_deployment_wins(body: dict[str, Any], chosen: str) -> None:
-    decision = ROUTER.decide(body, catalogue())
+    decision = decide(body, catalogue())
     assert decision.candidates[0].deployment.id == chosen
     assert "untiered" not in [p.deployment.id for p in decision.candidates]
 
 
 def test_price_orders_the_candidates_and_higher_tiers_serve_lower_ones() -> None:
-    decision = ROUTER.decide(user("hi"), catalogue())
+    decision = decide(user("hi"), catalogue())
     assert [p.deployment.id for p in decision.candidates] == [
         "small", "small-eye", "medium", "large"]
 
@@ -115,13 +120,13 @@ def test_price_orders_the_candidates_and_higher_tiers_serve_lower_ones() -> None
 def test_no_capable_deployment_is_a_400() -> None:
     text_only = [FakeProvider(dep("s", "s", tier="small"))]
     with pytest.raises(InvalidRequestError) as info:
-        ROUTER.decide(IMAGE, text_only)
+        decide(IMAGE, text_only)
     assert info.value.code == "no_capable_deployment" and "vision" in info.value.message
 
 
 def test_missing_tier_falls_back_to_the_most_able_available() -> None:
     only_small = [FakeProvider(dep("s", "s", tier="small"))]
-    decision = ROUTER.decide(user("Prove that 7 is prime."), only_small)
+    decision = decide(user("Prove that 7 is prime."), only_small)
     assert decision.tier == "large" and decision.candidates[0].deployment.id == "s"
     assert "no-large-available" in decision.reasons
 
@@ -158,6 +163,6 @@ def test_classifier_costs_well_under_a_millisecond() -> None:
     providers = catalogue()
     started = time.perf_counter()
     for body in bodies:
-        ROUTER.decide(body, providers)
+        decide(body, providers)
     mean = (time.perf_counter() - started) / len(bodies)
     assert mean < 0.001, f"{mean * 1e6:.0f} us per request"

@@ -9,7 +9,8 @@ import pytest
 
 from app.errors import GatewayError, InvalidRequestError, RateLimitError
 from app.routing.cooldown import CircuitBreaker
-from app.routing.dispatch import Dispatcher, RouteOptions, route_options
+from app.routing.dispatch import Dispatcher
+from app.routing.options import RouteOptions, route_options
 from app.routing.registry import ModelRegistry
 from app.routing.state import RoutingState
 from app.settings import CooldownPolicy, GroupPolicy, RetryPolicy, RoutingConfig

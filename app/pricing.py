@@ -1,10 +1,14 @@
-"""Prices per million tokens, and the cost of a request.
+"""Prices per million tokens, and the cost of a request: the one price source.
 
 Defaults cover common OpenAI and Anthropic models (list prices in USD per 1M tokens; dated
 snapshot names such as ``gpt-4o-mini-2024-07-18`` match their family by prefix). A
 deployment's own ``input_cost_per_mtok`` / ``output_cost_per_mtok`` /
-``cached_input_cost_per_mtok`` override them. An unknown price costs 0 and is flagged on the
-usage record, never an error.
+``cached_input_cost_per_mtok`` override them. An unknown price costs 0 on the bill and is
+flagged on the usage record, never an error.
+
+Each deployment's price is resolved once, when the model registry is built
+(:meth:`PriceTable.for_deployment`), and that one value serves the ``cheapest`` strategy, the
+auto router's ranking, budget reservations and the bill alike.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.providers.base import Usage
+from app.settings import Deployment
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +24,11 @@ class Price:
     input_per_mtok: float
     output_per_mtok: float
     cached_input_per_mtok: float | None = None  # None: cached input costs the input price
+
+    def estimate(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for a request of this size (no cached input assumed)."""
+        return (input_tokens * self.input_per_mtok
+                + output_tokens * self.output_per_mtok) / 1_000_000
 
     def cost(self, usage: Usage) -> float:
         cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -30,6 +40,12 @@ class Price:
 
 
 FREE = Price(0.0, 0.0, 0.0)
+
+
+def ranking_cost(price: Price | None, input_tokens: int, output_tokens: int) -> float:
+    """What a request of this size costs for ranking deployments by price: an unknown price
+    ranks after every known one (it is not known to be cheap), unlike on the bill (0)."""
+    return float("inf") if price is None else price.estimate(input_tokens, output_tokens)
 
 DEFAULT_PRICES: dict[str, Price] = {
     # OpenAI
@@ -76,7 +92,17 @@ class PriceTable:
                 return self.defaults[name]
         return None
 
-    def cost(self, usage: Usage | None, price: Price | None) -> tuple[float, bool]:
+    def for_deployment(self, deployment: Deployment) -> Price | None:
+        """The deployment's price: its own ``*_cost_per_mtok`` if it sets one, else the
+        default for its upstream model (None: unknown)."""
+        inp, out = deployment.input_cost_per_mtok, deployment.output_cost_per_mtok
+        override = None
+        if inp is not None or out is not None:
+            override = Price(inp or 0.0, out or 0.0, deployment.cached_input_cost_per_mtok)
+        return self.lookup(deployment.provider, deployment.model, override)
+
+    @staticmethod
+    def cost(usage: Usage | None, price: Price | None) -> tuple[float, bool]:
         """(cost in USD, whether the price was known)."""
         if usage is None or price is None:
             return 0.0, price is not None

@@ -1,0 +1,1 @@
+"""Admission of a request: per-key RPM/TPM, budget reservations, breaker state, cache entry."""

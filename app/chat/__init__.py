@@ -1,0 +1,1 @@
+"""The chat completions pipeline: admit -> route -> relay -> account."""
