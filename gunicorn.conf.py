@@ -4,6 +4,7 @@ Server-level knobs come from the environment (PORT, NEUROROUTE_BIND, NEUROROUTE_
 the application's own settings are read by ``app.settings`` only.
 """
 
+import logging
 import os
 import shutil
 import sys
@@ -151,9 +152,12 @@ def worker_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
 
     gw = app.extensions.get(EXTENSION_KEY)
     if gw is not None:
+        gw.admission.settler.drain()  # the quota corrections of its last requests
         gw.sync.flush_last_used()
         # Usage records of the requests this worker served (in-flight ones have finished by
         # now: SIGTERM/HUP let them complete within graceful_timeout) are written before exit.
         if gw.usage_writer is not None:
             gw.usage_writer.stop(timeout=10.0)
         gw.recorder.stop()  # the batched metric updates of its last second
+    for handler in logging.getLogger("app").handlers:
+        handler.flush()  # the app's log lines are written in batches

@@ -87,16 +87,30 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """After the answer: extra tokens the estimate missed, the budgets' real cost, a cache
-    entry to store. Applied with at most one command (Redis) and never refused."""
+    """After the answer: extra tokens the estimate missed, the budgets' real cost, cache
+    entries to store. Applied with one command (Redis; several requests' together) and never
+    refused."""
 
     extra: tuple[tuple[str, int], ...] = ()  # (limit key, tokens) charged now
     budgets: tuple[tuple[str, float], ...] = ()  # (spend key, real cost - reservation)
-    cache_set: tuple[str, bytes, int] | None = None  # (key, value, ttl s), Redis store only
+    cache_sets: tuple[tuple[str, bytes, int], ...] = ()  # (key, value, ttl s), Redis only
 
     @property
     def empty(self) -> bool:
-        return not (self.extra or self.budgets or self.cache_set)
+        return not (self.extra or self.budgets or self.cache_sets)
+
+    @staticmethod
+    def merge(parts: list[Settlement]) -> Settlement:
+        """One settlement doing what all of ``parts`` do (amounts per key summed)."""
+        extra: dict[str, int] = {}
+        budgets: dict[str, float] = {}
+        for part in parts:
+            for key, tokens in part.extra:
+                extra[key] = extra.get(key, 0) + tokens
+            for key, delta in part.budgets:
+                budgets[key] = budgets.get(key, 0.0) + delta
+        return Settlement(tuple(extra.items()), tuple(budgets.items()),
+                          tuple(entry for part in parts for entry in part.cache_sets))
 
 
 def window_id(now_ms: int) -> int:

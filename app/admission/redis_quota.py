@@ -4,7 +4,8 @@
 and in the same call reads what the router and the cache need before the upstream call (the
 breaker state of the candidate deployments, the response-cache entry): one round trip before
 the upstream. ``SETTLE`` applies the corrections after the answer (extra tokens, the budgets'
-real cost, the cache entry to store): one more. Both are atomic on the server, which is what
+real cost, cache entries to store), for all the requests that finished meanwhile: at most
+one more per request. Both are atomic on the server, which is what
 makes the limits exact across workers and instances.
 
 Key layout (``ns`` is ``NEUROROUTE_REDIS_NAMESPACE``):
@@ -143,8 +144,9 @@ for j = 1, nb do
   local key = KEYS[ne + j]
   if redis.call('EXISTS', key) == 1 then redis.call('INCRBYFLOAT', key, ARGV[7 + ne + j]) end
 end
-if nc == 1 then
-  redis.call('SET', KEYS[ne + nb + 1], ARGV[8 + ne + nb], 'EX', ARGV[9 + ne + nb])
+for k = 1, nc do
+  local at = 7 + ne + nb + 2 * k
+  redis.call('SET', KEYS[ne + nb + k], ARGV[at - 1], 'EX', ARGV[at])
 end
 return 1
 """
@@ -268,11 +270,10 @@ class RedisQuotaStore:
         """Run SETTLE; raises redis.RedisError."""
         keys = [*(key for key, _ in settlement.extra), *(key for key, _ in settlement.budgets)]
         args: list[Any] = [*self._head(now_ms), len(settlement.extra), len(settlement.budgets),
-                           1 if settlement.cache_set else 0]
+                           len(settlement.cache_sets)]
         args += [tokens for _, tokens in settlement.extra]
         args += [repr(delta) for _, delta in settlement.budgets]
-        if settlement.cache_set is not None:
-            key, value, ttl = settlement.cache_set
+        for key, value, ttl in settlement.cache_sets:
             keys.append(key)
             args += [value, max(1, ttl)]
         self._settle(keys, args)

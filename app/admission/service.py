@@ -40,6 +40,7 @@ from app.admission.quota import (
     Settlement,
 )
 from app.admission.redis_quota import RedisQuotaStore
+from app.admission.settler import Settler
 from app.auth.service import Principal
 from app.errors import InsufficientQuotaError, RateLimitError
 from app.usage.budgets import BudgetService, LocalReservation, Scope, period_ttl
@@ -106,6 +107,7 @@ class Admission:
         self._seen: dict[str, tuple[int, int]] = {}
         self._outage: dict[str, int] = {}  # charged in memory during an outage, per key
         self._degraded = False  # counting in memory because Redis failed
+        self.settler = Settler(apply=self._apply, failed=self._not_applied)
 
     # -- state -------------------------------------------------------------------------
 
@@ -262,28 +264,40 @@ class Admission:
     def settle(self, admitted: Admitted, *, used_tokens: int | None, cost: float,
                cache_set: tuple[str, bytes, int] | None = None) -> None:
         """Charge tokens the estimate missed (never refunds), turn the budget reservation
-        into ``cost``, store ``cache_set`` (Redis cache): at most one Redis command."""
+        into ``cost``, store ``cache_set`` (Redis cache). In Redis this is queued for the
+        settler (one command for all the requests that finished meanwhile); in memory it is
+        done at once."""
         extra = 0 if used_tokens is None else used_tokens - admitted.charged_tokens
         extras = ((admitted.tpm_key, extra),) if admitted.tpm_key and extra > 0 else ()
         if admitted.local_budget is not None:
             self.budgets.settle_local(admitted.local_budget, cost)
-        now_ms = int(self.clock() * 1000)
         if admitted.backend == "redis":
             settlement = Settlement(
                 extras, tuple((key, cost - admitted.reserve) for key in admitted.budget_keys),
-                cache_set)
-            if settlement.empty:
-                return
-            try:
-                assert self.redis is not None
-                self.redis.settle(settlement, now_ms)
-                return
-            except RedisError as exc:
-                log.warning("could not settle a request in Redis (%s): its extra tokens go to "
-                            "this worker's counters only", type(exc).__name__)
-                self._redis_failed(exc, now_ms)
-        if extras:
-            self.memory.settle(extras, now_ms)
-            if self.redis is not None:
-                for key, tokens in extras:
-                    self._outage[key] = self._outage.get(key, 0) + tokens
+                (cache_set,) if cache_set else ())
+            if not settlement.empty:
+                self.settler.put(settlement)
+            return
+        self._settle_in_memory(extras)
+
+    def _settle_in_memory(self, extras: tuple[tuple[str, int], ...]) -> None:
+        if not extras:
+            return
+        self.memory.settle(extras, int(self.clock() * 1000))
+        if self.redis is not None:  # an outage: remember what to merge into Redis later
+            for key, tokens in extras:
+                self._outage[key] = self._outage.get(key, 0) + tokens
+
+    def _apply(self, settlement: Settlement) -> None:
+        assert self.redis is not None
+        self.redis.settle(settlement, int(self.clock() * 1000))
+
+    def _not_applied(self, settlement: Settlement, exc: BaseException) -> None:
+        """Redis did not take a settlement: its extra tokens count in this worker's memory
+        (and are merged into Redis when it is back); budget corrections are lost, which
+        leaves the reservations in place (an over-count unless a request cost more)."""
+        log.warning("could not settle %d requests' quota in Redis (%s): extra tokens count "
+                    "in this worker only", len(settlement.extra), type(exc).__name__)
+        if isinstance(exc, RedisError):
+            self._redis_failed(exc, int(self.clock() * 1000))
+        self._settle_in_memory(settlement.extra)

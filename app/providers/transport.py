@@ -89,6 +89,7 @@ class LeanAdapter(HTTPAdapter):
         super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0,
                          pool_block=False)
         self._pools: dict[tuple[str, bool], Any] = {}
+        self._paths: dict[str, str] = {}  # URL -> path: PreparedRequest.path_url parses it
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: bool | str = True, cert: Any = None,
@@ -137,12 +138,16 @@ class LeanAdapter(HTTPAdapter):
     def _send(self, request: requests.PreparedRequest, stream: bool,
               timeout: tuple[float, float], verify: bool) -> requests.Response:
         pool = self._pool(request, verify)
+        url = request.url or ""
+        path = self._paths.get(url)
+        if path is None:
+            path = self._paths[url] = request.path_url
         connect_timeout, read_timeout = timeout
         for attempt in (1, 2):
             conn, reused = self._take(pool)
             try:
                 conn.timeout = connect_timeout
-                conn.request(request.method or "POST", request.path_url, body=request.body,
+                conn.request(request.method or "POST", path, body=request.body,
                              headers=request.headers, chunked=False,
                              preload_content=not stream, decode_content=not stream,
                              enforce_content_length=True)
