@@ -8,7 +8,7 @@ T ?= tests
 DEV_MASTER_KEY := sk-neuroroute-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test test-docker lint fmt typecheck bench bench-quick bench-usage clean
+.PHONY: help install run migrate test test-docker lint typecheck fmt bench bench-quick bench-usage clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,19 +28,22 @@ migrate: install ## Apply database migrations (NEUROROUTE_DATABASE_URL; default 
 	NEUROROUTE_MASTER_KEY=$${NEUROROUTE_MASTER_KEY:-$(DEV_MASTER_KEY)} \
 		$(BIN)/flask --app wsgi db upgrade
 
-run: migrate ## Migrate the database, then start Gunicorn (gevent) on 127.0.0.1:$(PORT) with the mock models
+run: migrate ## Migrate the database, then start Gunicorn (gevent) on 127.0.0.1:PORT (default 8000), mock models
 	NEUROROUTE_MASTER_KEY=$${NEUROROUTE_MASTER_KEY:-$(DEV_MASTER_KEY)} PORT=$(PORT) \
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: install ## Run the test suite (T=path to run a subset)
-	$(BIN)/python -m pytest $(T)
+test: install ## Run the test suite with branch coverage of app/ (T=path to run a subset)
+	$(BIN)/python -m pytest --cov=app --cov-branch --cov-report=term:skip-covered $(T)
 
 # The first test builds the images and starts the stack, hence the long per-test timeout.
 test-docker: install ## Build the image, run the compose stack (2 gateways behind nginx) and smoke-test it (needs Docker)
-	NEUROROUTE_TEST_DOCKER=1 $(BIN)/python -m pytest tests/docker --timeout=900
+	NEUROROUTE_TEST_DOCKER=1 $(BIN)/python -m pytest tests/docker --timeout=900 --no-cov
 
-lint: install ## ruff and mypy
+lint: install typecheck ## ruff, codespell and mypy strict
 	$(BIN)/ruff check app tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/codespell
+
+typecheck: install ## mypy strict on app/
 	$(BIN)/mypy
 
 fmt: install ## Format and autofix with ruff

@@ -105,6 +105,11 @@ def child_exit(server, worker):  # noqa: ARG001 - Gunicorn hook signature
 
 
 def post_fork(server, worker):
+    # No "Server: gunicorn" header, and Gunicorn's own refusals (414, 431...) as OpenAI's JSON
+    # envelope instead of HTML (app/gunicorn_http.py).
+    from app.gunicorn_http import install
+
+    install()
     # psycopg2 is a C driver: without a wait callback every query would block the whole
     # worker's hub. The callback must be installed before the worker's first connection,
     # which happens while the app is loaded (right after this hook). Checked on the worker

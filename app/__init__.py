@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *,
         register_request_hooks,
     )
     from app.api.errors import register_error_handlers
+    from app.api.headers import register_browser_headers
     from app.api.limits import AuthFailureLimit
     from app.cli import register_cli
     from app.gateway import build_gateway
@@ -42,9 +43,12 @@ def create_app(settings: Settings | None = None, *,
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
     for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
-        app.register_blueprint(blueprint)
+        api.register_blueprint(blueprint)
+    app.register_blueprint(docs.assets)
     gw = build_gateway(app, settings, authenticator=authenticator)
+    register_browser_headers(app, settings)  # 0. security headers, CORS (preflights end here)
     register_request_hooks(app, gw)  # 1. request id, observation, authentication recorded
     auth_limit = AuthFailureLimit(app, settings)  # 2. guesses counted per client address
     register_auth_enforcement(app)  # 3. a failed authentication becomes its 401 here

@@ -8,6 +8,7 @@ else receives the resulting :class:`Settings`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config" / "neuroroute.yaml"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'neuroroute.db'}"
 ENV_REF_PREFIX = "os.environ/"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 MIB = 1024 * 1024
 
 
@@ -266,6 +268,8 @@ class Settings:
     # How often (seconds) a worker writes the keys' "last used" times (batched, not per request).
     last_used_flush_interval: float = 30.0
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    # Browser origins allowed to call the API (CORS); empty: no cross-origin access.
+    cors_origins: tuple[str, ...] = ()
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -303,6 +307,7 @@ class Settings:
             "last_used_flush_interval": self.last_used_flush_interval,
             "models": [d.public_dict() for d in self.deployments],
             "routing": self.routing.public_dict(),
+            "cors_origins": list(self.cors_origins),
         }
 
 
@@ -336,6 +341,17 @@ def _redis_url(env: Mapping[str, str]) -> str | None:
         raise ConfigError("NEUROROUTE_REDIS_URL: expected redis://host:port/db, rediss://... "
                           "or unix://...")
     return url
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``NEUROROUTE_CORS_ORIGINS``: comma-separated ``scheme://host[:port]``, or ``*``."""
+    origins = tuple(o.strip().rstrip("/") for o in
+                    (env.get("NEUROROUTE_CORS_ORIGINS") or "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise ConfigError(f"NEUROROUTE_CORS_ORIGINS: {origin!r} is not an origin like "
+                              "https://app.example.com or http://localhost:3000 (or *)")
+    return origins
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -639,4 +655,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         last_used_flush_interval=_env_number(env, "NEUROROUTE_LAST_USED_FLUSH_INTERVAL", 30.0,
                                              float),
         routing=routing,
+        cors_origins=_cors_origins(env),
     )

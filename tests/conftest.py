@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ import responses
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from app import create_app
 from app.db.schema import upgrade
@@ -33,6 +36,18 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
 ]
 
 SettingsFactory = Callable[..., Settings]
+
+# Property-based tests: bounded so the suite stays fast; `--hypothesis-profile=thorough` digs
+# deeper. In CI the examples are derived from the test (derandomize), so a run is repeatable.
+# The app fixtures are per test, not per example: the properties hold for a used app too.
+hypothesis_settings.register_profile(
+    "neuroroute", max_examples=60, deadline=None, database=None,
+    derandomize=os.environ.get("CI", "").lower() == "true",
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large])
+hypothesis_settings.register_profile("thorough", parent=hypothesis_settings.get_profile(
+    "neuroroute"), max_examples=1000)
+hypothesis_settings.load_profile("neuroroute")
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,18 @@ def require(service: str, host: str, port: int) -> None:
     require_service(service, lambda: socket.create_connection((host, port), timeout=1).close())
 
 
+def require_binary(name: str, *elsewhere: str) -> str:
+    """The path of a Debian-packaged program the tests drive (``.ci/run`` installs it): a
+    failure under CI=true when it is missing, a skip with the reason otherwise."""
+    found = shutil.which(name) or next((p for p in elsewhere if Path(p).exists()), None)
+    if found is None:
+        message = f"{name} is not installed (apt-get install {name}); .ci/run installs it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return found
+
+
 def redis_url(db: int = 0) -> str:
     require("Redis", REDIS_HOST, REDIS_PORT)
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"

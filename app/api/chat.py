@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, g, request
+from flask import Response, g, request
 
 from app.api.bodies import read_json_object
+from app.api.chat_doc import chat_completion_doc
+from app.api.spec import SECURED, Blueprint
 from app.chat.service import ChatEvents
 from app.errors import InvalidRequestError
 from app.gateway import gateway
@@ -18,7 +20,8 @@ from app.streaming import SSE_MIMETYPE
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
-bp = Blueprint("chat", __name__)
+bp = Blueprint("chat", __name__, errors=SECURED, secured=True,
+               description="OpenAI-compatible chat completions.")
 
 
 class EventStreamResponse(Response):
@@ -52,6 +55,7 @@ def validate_chat_body(body: dict[str, Any]) -> None:
 
 
 @bp.post("/v1/chat/completions")
+@chat_completion_doc(bp)
 def create_chat_completion() -> Response:
     chat = gateway().chat
     log = g.log

@@ -6,19 +6,23 @@ import hmac
 import ipaddress
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Response, request
 
 from app.api.limits import auth_failure_limit
+from app.api.spec import Blueprint, documented
 from app.db.engine import Database
 from app.db.schema import SchemaNotCurrentError, require_head
 from app.errors import AuthenticationError, PermissionDeniedError
 from app.gateway import gateway
 from app.metrics import render_metrics, set_state_gauges
+from app.schemas.ops import LiveSchema, ReadySchema
 
-bp = Blueprint("health", __name__)
+bp = Blueprint("health", __name__,
+               description="Probes for load balancers and Prometheus metrics (no key).")
 
 
 @bp.get("/health/live")
+@documented(bp.response(200, LiveSchema))
 def live() -> dict[str, Any]:
     """The process is up and serving requests."""
     return {"status": "ok"}
@@ -39,6 +43,8 @@ def database_check(db: Database) -> dict[str, Any]:
 
 
 @bp.get("/health/ready")
+@documented(bp.response(200, ReadySchema, description="Ready, or degraded but serving"),
+            bp.alt_response(503, schema=ReadySchema, description="Not ready"))
 def ready() -> tuple[dict[str, Any], int]:
     """Configuration is loaded and every dependency the gateway needs is reachable."""
     gw = gateway()
@@ -68,6 +74,10 @@ def ready() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/metrics")
+@documented(bp.response(200, {"type": "string"}, content_type="text/plain",
+                        description="Prometheus text format"),
+            bp.errors(_401="Wrong metrics token (NEUROROUTE_METRICS_TOKEN)",
+                      _403="Not a loopback client and no metrics token configured"))
 def metrics() -> Response:
     """Prometheus metrics of all workers.
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g
+from flask import g
 
+from app.api.spec import SECURED, Blueprint, documented
 from app.errors import ModelNotFoundError
 from app.gateway import gateway
 from app.routing.registry import ModelGroup
+from app.schemas.models import ModelListSchema, ModelSchema
 
-bp = Blueprint("models", __name__)
+bp = Blueprint("models", __name__, errors=SECURED, secured=True,
+               description="The models this key may use, in OpenAI's format.")
 
 
 def model_object(group: ModelGroup, created: int) -> dict[str, Any]:
@@ -23,7 +26,9 @@ def router_object(name: str, created: int) -> dict[str, Any]:
 
 
 @bp.get("/v1/models")
+@documented(bp.response(200, ModelListSchema))
 def list_models() -> dict[str, Any]:
+    """List the models this key may use"""
     gw = gateway()
     allowed = g.principal.allowed_models
     listing = gw.model_lists.get(allowed)
@@ -39,7 +44,10 @@ def list_models() -> dict[str, Any]:
 
 
 @bp.get("/v1/models/<path:model_id>")
+@documented(bp.response(200, ModelSchema),
+            bp.errors(_404="Unknown model, or one the key may not use"))
 def retrieve_model(model_id: str) -> dict[str, Any]:
+    """Retrieve one model"""
     gw = gateway()
     group = gw.registry.get(model_id)
     if not g.principal.may_use(model_id):

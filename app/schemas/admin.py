@@ -8,6 +8,7 @@ header values) are never part of a response schema.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,14 +17,13 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
-    post_load,
     validate,
     validates_schema,
 )
 
 from app.db.models import BUDGET_PERIODS, ROLES
 from app.providers.kinds import PROVIDER_KINDS
-from app.schemas.common import StrictBoolean, StrictFloat
+from app.schemas.common import INT32_MAX, Int64, StrictBoolean, StrictFloat, Text
 from app.schemas.config import DeploymentConfigSchema
 from app.settings import ENV_REF_PREFIX
 
@@ -32,58 +32,73 @@ KEY_STATUSES = ("active", "revoked", "disabled", "expired")
 _ID = validate.Length(min=1, max=256)
 
 
-class StrictInteger(fields.Integer):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 time with a zone, stored and shown in UTC whatever offset was sent."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        parsed: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is past year 9999 in UTC
+            raise ValidationError("Out of range once converted to UTC.") from None
 
 
 class _Request(Schema):
+    """A request body or query: unknown fields are errors. ``PARTIAL`` schemas (updates)
+    load only the fields sent, so the class alone says how it loads (and is documented)."""
+
+    PARTIAL = False
+
     class Meta:
         unknown = RAISE
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("partial", self.PARTIAL)
+        super().__init__(**kwargs)
 
 
 # -- query strings -------------------------------------------------------------------------
 
 
 class PageQuerySchema(_Request):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE),
-                           metadata={"description": f"Page size, 1 to {MAX_PAGE}."})
+    limit = Int64(minimum=1, maximum=MAX_PAGE, strict=False, load_default=20,
+                  metadata={"description": f"Page size, 1 to {MAX_PAGE}."})
 
 
 class IdPageQuerySchema(PageQuerySchema):
-    after = fields.String(validate=_ID, metadata={
+    after = Text(validate=_ID, metadata={
         "description": "Cursor: the `last_id` of the previous page."})
 
 
 class KeyListQuerySchema(IdPageQuerySchema):
-    user_id = fields.String(validate=_ID)
-    team_id = fields.String(validate=_ID)
-    role = fields.String(validate=validate.OneOf(ROLES))
-    status = fields.String(validate=validate.OneOf(KEY_STATUSES))
+    user_id = Text(validate=_ID)
+    team_id = Text(validate=_ID)
+    role = Text(validate=validate.OneOf(ROLES))
+    status = Text(validate=validate.OneOf(KEY_STATUSES))
 
 
 class UserListQuerySchema(IdPageQuerySchema):
-    team_id = fields.String(validate=_ID)
-    role = fields.String(validate=validate.OneOf(ROLES))
-    email = fields.String(validate=validate.Length(min=1, max=320))
+    team_id = Text(validate=_ID)
+    role = Text(validate=validate.OneOf(ROLES))
+    email = Text(validate=validate.Length(min=1, max=320))
 
 
 class TeamListQuerySchema(IdPageQuerySchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = Text(validate=validate.Length(min=1, max=200))
 
 
 class DeploymentListQuerySchema(IdPageQuerySchema):
-    name = fields.String(validate=_ID)
-    provider = fields.String(validate=validate.OneOf(PROVIDER_KINDS))
+    name = Text(validate=_ID)
+    provider = Text(validate=validate.OneOf(PROVIDER_KINDS))
 
 
 class AuditListQuerySchema(PageQuerySchema):
-    after = fields.Integer(validate=validate.Range(min=0), metadata={
+    after = Int64(minimum=0, strict=False, metadata={
         "description": "Cursor: the `last_id` of the previous page."})
-    entity = fields.String(validate=validate.OneOf(("api_key", "user", "team", "deployment")))
-    entity_id = fields.String(validate=_ID)
-    actor = fields.String(validate=validate.Length(min=1, max=64))
-    action = fields.String(validate=validate.OneOf(("create", "update", "delete", "revoke",
+    entity = Text(validate=validate.OneOf(("api_key", "user", "team", "deployment")))
+    entity_id = Text(validate=_ID)
+    actor = Text(validate=validate.Length(min=1, max=64))
+    action = Text(validate=validate.OneOf(("create", "update", "delete", "revoke",
                                                     "rotate")))
 
 
@@ -91,17 +106,19 @@ class AuditListQuerySchema(PageQuerySchema):
 
 
 class KeyUpdateSchema(_Request):
-    name = fields.String(validate=validate.Length(min=1, max=200))
-    role = fields.String(validate=validate.OneOf(ROLES))
-    user_id = fields.String(allow_none=True, validate=_ID)
-    team_id = fields.String(allow_none=True, validate=_ID)
-    allowed_models = fields.List(fields.String(validate=_ID), allow_none=True, metadata={
+    PARTIAL = True
+
+    name = Text(validate=validate.Length(min=1, max=200))
+    role = Text(validate=validate.OneOf(ROLES))
+    user_id = Text(allow_none=True, validate=_ID)
+    team_id = Text(allow_none=True, validate=_ID)
+    allowed_models = fields.List(Text(validate=_ID), allow_none=True, metadata={
         "description": "Model names the key may use; null: every model."})
-    rpm_limit = StrictInteger(allow_none=True, validate=validate.Range(min=1))
-    tpm_limit = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    rpm_limit = Int64(minimum=1, maximum=INT32_MAX, allow_none=True)  # the column's range
+    tpm_limit = Int64(minimum=1, maximum=INT32_MAX, allow_none=True)
     max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0))
-    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
-    expires_at = fields.AwareDateTime(allow_none=True, metadata={
+    budget_period = Text(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
+    expires_at = UtcDateTime(allow_none=True, metadata={
         "description": "ISO 8601 with a time zone; null: never expires."})
     disabled = StrictBoolean()
 
@@ -111,16 +128,10 @@ class KeyUpdateSchema(_Request):
         if expires is not None and expires <= datetime.now(UTC):
             raise ValidationError("Must be in the future.", "expires_at")
 
-    @post_load
-    def _expiry_in_utc(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        # Stored and shown in UTC, whatever offset the client used.
-        if data.get("expires_at") is not None:
-            data["expires_at"] = data["expires_at"].astimezone(UTC)
-        return data
-
 
 class KeyCreateSchema(KeyUpdateSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    PARTIAL = False
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class KeySchema(Schema):
@@ -155,13 +166,15 @@ class KeyWithSecretSchema(KeySchema):
         "description": "The key itself. Shown once (creation, rotation); only its hash is kept."})
 
 
-def _list_schema(item: type[Schema], name: str) -> type[Schema]:
+def _list_schema(item: type[Schema], name: str,
+                 id_field: type[fields.Field[Any]] = fields.String) -> type[Schema]:
+    """A page of ``item``: ``data``, ``has_more`` and the ids to continue from (``after``)."""
     return Schema.from_dict({
-        "object": fields.Constant("list"),
+        "object": fields.Constant("list", required=True),
         "data": fields.List(fields.Nested(item), required=True),
         "has_more": fields.Boolean(required=True),
-        "first_id": fields.Raw(allow_none=True),
-        "last_id": fields.Raw(allow_none=True, metadata={
+        "first_id": id_field(required=True, allow_none=True),
+        "last_id": id_field(required=True, allow_none=True, metadata={
             "description": "Pass as `after` to get the next page."}),
     }, name=name)
 
@@ -173,17 +186,20 @@ KeyListSchema = _list_schema(KeySchema, "KeyList")
 
 
 class UserUpdateSchema(_Request):
+    PARTIAL = True
+
     email = fields.Email(validate=validate.Length(max=320))
-    name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    role = fields.String(validate=validate.OneOf(ROLES))
-    team_id = fields.String(allow_none=True, validate=_ID)
+    name = Text(allow_none=True, validate=validate.Length(max=200))
+    role = Text(validate=validate.OneOf(ROLES))
+    team_id = Text(allow_none=True, validate=_ID)
     max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0), metadata={
         "description": "USD per budget_period; requests are refused (429 insufficient_quota) "
                        "once it is spent"})
-    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
+    budget_period = Text(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
 
 
 class UserCreateSchema(UserUpdateSchema):
+    PARTIAL = False
     email = fields.Email(required=True, validate=validate.Length(max=320))
 
 
@@ -204,15 +220,18 @@ UserListSchema = _list_schema(UserSchema, "UserList")
 
 
 class TeamUpdateSchema(_Request):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    PARTIAL = True
+
+    name = Text(validate=validate.Length(min=1, max=200))
     max_budget = StrictFloat(allow_none=True, validate=validate.Range(min=0), metadata={
         "description": "USD per budget_period; requests are refused (429 insufficient_quota) "
                        "once it is spent"})
-    budget_period = fields.String(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
+    budget_period = Text(allow_none=True, validate=validate.OneOf(BUDGET_PERIODS))
 
 
 class TeamCreateSchema(TeamUpdateSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    PARTIAL = False
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
 class TeamSchema(Schema):
@@ -250,11 +269,21 @@ def _no_env_reference(api_key: Any) -> None:
 class DeploymentCreateSchema(DeploymentConfigSchema):
     """A YAML ``models:`` entry, sent as JSON. ``api_key`` and ``headers`` are write-only."""
 
-    id = fields.String(validate=_ID, metadata={
+    class Meta:
+        unknown = RAISE
+        # _api_base_rule, for the OpenAPI document (app.api.spec.SchemaExtrasPlugin)
+        openapi = {"if": {"properties": {"provider": {"const": "mock"}},
+                          "required": ["provider"]},
+                   "then": {"not": {"required": ["api_base"]}},
+                   "else": {"required": ["api_base"]}}
+
+    id = Text(validate=_ID, metadata={
         "description": "Stable id; generated when absent. Must differ from the YAML ids."})
-    api_key = fields.String(validate=validate.Length(min=1), load_only=True, metadata={
-        "description": "Upstream key (write-only: never returned)."})
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict,
+    api_key = Text(validate=validate.Length(min=1), load_only=True, metadata={
+        "description": "Upstream key (write-only: never returned); not an `os.environ/` "
+                       "reference, which only the YAML file resolves.",
+        "not": {"pattern": f"^{re.escape(ENV_REF_PREFIX)}"}})
+    headers = fields.Dict(keys=Text(), values=Text(), load_default=dict,
                           load_only=True, metadata={
                               "description": "Extra upstream headers (values write-only)."})
 
@@ -266,10 +295,20 @@ class DeploymentCreateSchema(DeploymentConfigSchema):
 
 class DeploymentUpdateSchema(DeploymentCreateSchema):
     """Fields to change; ``null`` clears an optional one (e.g. ``api_key``). Any field of a
-    new deployment may be sent; the merged result is validated like a new deployment."""
+    new deployment but its ``id`` (in the URL; it cannot change) may be sent; the merged
+    result is validated like a new deployment."""
 
     class Meta:
         unknown = RAISE
+        exclude = ("id",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Only what is sent (no defaults filled in over the stored values), and null is a
+        # value: it removes the field from the stored entry.
+        kwargs.setdefault("partial", True)
+        super().__init__(**kwargs)
+        for field in self.fields.values():
+            field.allow_none = True
 
     @validates_schema
     def _api_base_rule(self, data: dict[str, Any], **_: Any) -> None:
@@ -330,22 +369,22 @@ class AuditEntrySchema(Schema):
     after = fields.Dict(allow_none=True)
 
 
-AuditListSchema = _list_schema(AuditEntrySchema, "AuditList")
+AuditListSchema = _list_schema(AuditEntrySchema, "AuditList", fields.Integer)
 
 
 # -- usage ---------------------------------------------------------------------------------
 
 
 class UsageQuerySchema(_Request):
-    key_id = fields.String(validate=_ID)
-    user_id = fields.String(validate=_ID)
-    team_id = fields.String(validate=_ID)
-    model = fields.String(validate=validate.Length(min=1, max=256))
-    start = fields.AwareDateTime(default_timezone=UTC, metadata={
+    key_id = Text(validate=_ID)
+    user_id = Text(validate=_ID)
+    team_id = Text(validate=_ID)
+    model = Text(validate=validate.Length(min=1, max=256))
+    start = UtcDateTime(default_timezone=UTC, metadata={
         "description": "ISO 8601; records at or after it"})
-    end = fields.AwareDateTime(default_timezone=UTC, metadata={
+    end = UtcDateTime(default_timezone=UTC, metadata={
         "description": "ISO 8601; records before it"})
-    group_by = fields.String(validate=validate.OneOf(
+    group_by = Text(validate=validate.OneOf(
         ("day", "model", "key", "user", "team", "deployment")))
 
 

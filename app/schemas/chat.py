@@ -12,15 +12,24 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, types, validate, validates_schema
 
-from app.schemas.common import StrictBoolean, StrictFloat
+from app.schemas.common import INT64_MAX, INT64_MIN, Int64, StrictBoolean, StrictFloat
+from app.schemas.common import first_error as first_error  # re-exported for app.api.chat
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 _ROLES = frozenset(ROLES)
 _CONTENT_REQUIRED = frozenset(("system", "developer", "user"))
+# max_tokens counts against the key's tokens-per-minute (a 64-bit counter in Redis) with the
+# prompt: 2**31 - 1 keeps any realistic window's sum far inside it, and no model writes more.
+MAX_OUTPUT_TOKENS = 2**31 - 1
 
 
 class ContentField(fields.Field[Any]):
     """Message content: a string, a list of content parts (objects), or null."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"anyOf": [{"type": "string"},
+                                             {"type": "array", "items": {"type": "object"}},
+                                             {"type": "null"}]}, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if value is None or isinstance(value, str):
@@ -31,6 +40,13 @@ class ContentField(fields.Field[Any]):
 
 
 class StopField(fields.Field[Any]):
+    """Up to 4 stop sequences: a string or a list of strings."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"anyOf": [
+            {"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+            {"type": "null"}]}, **kwargs)
+
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
         if value is None or isinstance(value, str):
             return value
@@ -42,6 +58,11 @@ class StopField(fields.Field[Any]):
 class MessageSchema(Schema):
     class Meta:
         unknown = INCLUDE
+        # _content_present, for the OpenAPI document (app.api.spec.SchemaExtrasPlugin)
+        openapi = {"if": {"properties": {"role": {"enum": sorted(_CONTENT_REQUIRED)}},
+                          "required": ["role"]},
+                   "then": {"required": ["content"],
+                            "properties": {"content": {"not": {"type": "null"}}}}}
 
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     content = ContentField(allow_none=True)
@@ -71,23 +92,21 @@ class ChatCompletionRequestSchema(Schema):
                            validate=validate.Length(min=1))
     stream = StrictBoolean(allow_none=True)
     stream_options = fields.Nested(StreamOptionsSchema, allow_none=True)
-    max_tokens = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
-    max_completion_tokens = fields.Integer(strict=True, allow_none=True,
-                                           validate=validate.Range(min=1))
-    n = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1, max=128))
+    max_tokens = Int64(minimum=1, maximum=MAX_OUTPUT_TOKENS, allow_none=True)
+    max_completion_tokens = Int64(minimum=1, maximum=MAX_OUTPUT_TOKENS, allow_none=True)
+    n = Int64(minimum=1, maximum=128, allow_none=True)
     temperature = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=2))
     top_p = StrictFloat(allow_none=True, validate=validate.Range(min=0, max=1))
     presence_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
     frequency_penalty = StrictFloat(allow_none=True, validate=validate.Range(min=-2, max=2))
     stop = StopField(allow_none=True)
-    seed = fields.Integer(strict=True, allow_none=True)
+    seed = Int64(allow_none=True)
     user = fields.String()
     tools = fields.List(fields.Dict())
     tool_choice = fields.Raw()
     response_format = fields.Dict()
     logprobs = StrictBoolean(allow_none=True)
-    top_logprobs = fields.Integer(strict=True, allow_none=True,
-                                  validate=validate.Range(min=0, max=20))
+    top_logprobs = Int64(minimum=0, maximum=20, allow_none=True)
 
     def validate(self, data: Mapping[str, Any] | Sequence[Mapping[str, Any]], *,
                  many: bool | None = None,
@@ -113,12 +132,12 @@ def _opt_bool(v: Any) -> bool:
     return v is None or type(v) is bool
 
 
-def _opt_int_min1(v: Any) -> bool:
-    return v is None or (type(v) is int and v >= 1)
+def _opt_output_tokens(v: Any) -> bool:
+    return v is None or (type(v) is int and 1 <= v <= MAX_OUTPUT_TOKENS)
 
 
 def _opt_int(v: Any) -> bool:
-    return v is None or type(v) is int
+    return v is None or (type(v) is int and INT64_MIN <= v <= INT64_MAX)
 
 
 def _opt_number(lo: float, hi: float) -> Callable[[Any], bool]:
@@ -181,8 +200,8 @@ _FAST_CHECKS: dict[str, Callable[[Any], bool]] = {
     "messages": _messages,
     "stream": _opt_bool,
     "stream_options": _opt_stream_options,
-    "max_tokens": _opt_int_min1,
-    "max_completion_tokens": _opt_int_min1,
+    "max_tokens": _opt_output_tokens,
+    "max_completion_tokens": _opt_output_tokens,
     "n": _opt_n,
     "temperature": _opt_number(0, 2),
     "top_p": _opt_number(0, 1),
@@ -213,29 +232,35 @@ def is_plainly_valid(data: Any) -> bool:
     return True
 
 
-# --- response shapes (documented in /openapi.json; the gateway relays upstream JSON as is) ---
+# --- response shapes (documented in /openapi.json; the gateway relays upstream JSON as is,
+# so every object may carry more fields than these: OpenAI adds them often) ---
 
-class UsageSchema(Schema):
+
+class _Relayed(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+class UsageSchema(_Relayed):
     prompt_tokens = fields.Integer(required=True)
     completion_tokens = fields.Integer(required=True)
     total_tokens = fields.Integer(required=True)
 
 
-class ResponseMessageSchema(Schema):
+class ResponseMessageSchema(_Relayed):
     role = fields.String(required=True)
     content = fields.String(required=True, allow_none=True)
     refusal = fields.String(allow_none=True)
     tool_calls = fields.List(fields.Dict())
 
 
-class ChoiceSchema(Schema):
+class ChoiceSchema(_Relayed):
     index = fields.Integer(required=True)
     message = fields.Nested(ResponseMessageSchema, required=True)
     finish_reason = fields.String(required=True, allow_none=True)
     logprobs = fields.Dict(allow_none=True)
 
 
-class ChatCompletionSchema(Schema):
+class ChatCompletionSchema(_Relayed):
     id = fields.String(required=True)
     object = fields.String(required=True, metadata={"enum": ["chat.completion"]})
     created = fields.Integer(required=True)
@@ -245,14 +270,14 @@ class ChatCompletionSchema(Schema):
     system_fingerprint = fields.String(allow_none=True)
 
 
-class ChunkChoiceSchema(Schema):
+class ChunkChoiceSchema(_Relayed):
     index = fields.Integer(required=True)
     delta = fields.Dict(required=True)
     finish_reason = fields.String(required=True, allow_none=True)
     logprobs = fields.Dict(allow_none=True)
 
 
-class ChatCompletionChunkSchema(Schema):
+class ChatCompletionChunkSchema(_Relayed):
     """One ``data:`` event of a stream (``text/event-stream``), ending with ``data: [DONE]``."""
 
     id = fields.String(required=True)
@@ -263,19 +288,13 @@ class ChatCompletionChunkSchema(Schema):
     usage = fields.Nested(UsageSchema, allow_none=True)
 
 
-def first_error(messages: Any, prefix: str = "") -> tuple[str, str]:
-    """The first (param path, message) in marshmallow's nested errors, e.g. messages[0].role."""
-    if isinstance(messages, dict):
-        key, value = next(iter(messages.items()))
-        if isinstance(key, int):
-            path = f"{prefix}[{key}]"
-        elif key == "_schema":
-            path = prefix
-        else:
-            path = f"{prefix}.{key}" if prefix else str(key)
-        return first_error(value, path)
-    if isinstance(messages, list) and messages:
-        if isinstance(messages[0], str):
-            return prefix, messages[0]
-        return first_error(messages[0], prefix)
-    return prefix, str(messages)
+class ChatCompletionEventSchema(_Relayed):
+    """One server-sent event of a stream (``text/event-stream``): ``data`` holds a
+    ``ChatCompletionChunk`` as JSON, an error envelope after a failure, or ``[DONE]`` last
+    (the other SSE fields, ``event``, ``id``, ``retry``, are not used)."""
+
+    data = fields.String(required=True, metadata={"anyOf": [
+        {"const": "[DONE]"},
+        {"contentMediaType": "application/json", "contentSchema": {"anyOf": [
+            {"$ref": "#/components/schemas/ChatCompletionChunk"},
+            {"$ref": "#/components/schemas/Error"}]}}]})

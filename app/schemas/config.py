@@ -19,11 +19,19 @@ from marshmallow import (
 )
 
 from app.providers.kinds import PROVIDER_KINDS
+from app.schemas.common import Int64, Text
 
 STRATEGIES = ("weighted", "round-robin", "least-in-flight", "lowest-latency", "cheapest")
 CAPABILITIES = ("vision", "tools", "json")
 # The classifier's signals a rule can test (see app/routing/auto.py).
 RULE_SIGNALS = ("code", "math", "reasoning", "analysis", "tools", "images", "json")
+# A cache entry's lifetime: Redis takes expiries up to about 2**63 ms; a year is plenty.
+MAX_TTL_S = 366 * 24 * 3600
+# Bounds that keep sums and sockets finite: a socket refuses a timeout beyond time_t, and
+# weights or prices near float's maximum add up to infinity.
+MAX_WEIGHT = 1_000_000.0
+_TIMEOUT = validate.Range(min=0, max=86_400, min_inclusive=False)
+_PRICE = validate.Range(min=0, max=1_000_000)
 
 
 class MockParamsSchema(Schema):
@@ -32,8 +40,7 @@ class MockParamsSchema(Schema):
 
     latency_ms = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=600_000))
     ttft_ms = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=600_000))
-    tokens = fields.Integer(load_default=16, strict=True,
-                            validate=validate.Range(min=1, max=1_000_000))
+    tokens = Int64(minimum=1, maximum=1_000_000, load_default=16)
     interval_ms = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=60_000))
 
 
@@ -41,8 +48,8 @@ class CachePolicySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    ttl = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
-    scope = fields.String(load_default="team", validate=validate.OneOf(("key", "team", "global")))
+    ttl = Int64(minimum=0, maximum=MAX_TTL_S, load_default=0)
+    scope = Text(load_default="team", validate=validate.OneOf(("key", "team", "global")))
 
 
 class OAuth2ClientCredentialsSchema(Schema):
@@ -51,58 +58,57 @@ class OAuth2ClientCredentialsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    type = fields.String(required=True, validate=validate.OneOf(["oauth2_client_credentials"]))
+    type = Text(required=True, validate=validate.OneOf(["oauth2_client_credentials"]))
     token_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"})
-    client_id = fields.String(required=True, validate=validate.Length(min=1))
-    client_secret = fields.String(required=True, validate=validate.Length(min=1))
-    scope = fields.String(validate=validate.Length(min=1))
-    audience = fields.String(validate=validate.Length(min=1))
+    client_id = Text(required=True, validate=validate.Length(min=1))
+    client_secret = Text(required=True, validate=validate.Length(min=1))
+    scope = Text(validate=validate.Length(min=1))
+    audience = Text(validate=validate.Length(min=1))
     # basic: HTTP Basic auth (RFC 6749's recommendation); body: id and secret as form fields
-    client_auth = fields.String(load_default="basic", validate=validate.OneOf(["basic", "body"]))
+    client_auth = Text(load_default="basic", validate=validate.OneOf(["basic", "body"]))
 
 
 class DeploymentConfigSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    provider = fields.String(required=True, validate=validate.OneOf(PROVIDER_KINDS))
-    model = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    id = fields.String(validate=validate.Length(min=1, max=256))
+    name = Text(required=True, validate=validate.Length(min=1, max=256))
+    provider = Text(required=True, validate=validate.OneOf(PROVIDER_KINDS))
+    model = Text(required=True, validate=validate.Length(min=1, max=256))
+    id = Text(validate=validate.Length(min=1, max=256))
     api_base = fields.Url(require_tld=False, schemes={"http", "https"})
-    api_key = fields.String(validate=validate.Length(min=1))
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    weight = fields.Float(load_default=1.0, validate=validate.Range(min=0, min_inclusive=False))
-    connect_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
-    read_timeout = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    api_key = Text(validate=validate.Length(min=1))
+    headers = fields.Dict(keys=Text(), values=Text(), load_default=dict)
+    weight = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=MAX_WEIGHT,
+                                                                    min_inclusive=False))
+    connect_timeout = fields.Float(validate=_TIMEOUT)
+    read_timeout = fields.Float(validate=_TIMEOUT)
     mock = fields.Nested(MockParamsSchema)
     cache = fields.Nested(CachePolicySchema)
     # Ask for usage on streams even when the client did not (stripped before the client sees
     # it); turn off for servers that reject stream_options.
     stream_usage = fields.Boolean(load_default=True)
     auth = fields.Nested(OAuth2ClientCredentialsSchema)
-    api_version = fields.String(validate=validate.Length(min=1, max=64))  # azure
-    anthropic_version = fields.String(validate=validate.Length(min=1, max=64))  # anthropic
-    default_max_tokens = fields.Integer(strict=True,  # anthropic: max_tokens is required there
-                                        validate=validate.Range(min=1, max=1_000_000))
+    api_version = Text(validate=validate.Length(min=1, max=64))  # azure
+    anthropic_version = Text(validate=validate.Length(min=1, max=64))  # anthropic
+    default_max_tokens = Int64(minimum=1, maximum=1_000_000)  # anthropic requires max_tokens
     # Routing: capacity, prices and what the deployment can do (all optional).
-    rpm = fields.Integer(strict=True, validate=validate.Range(min=1))
-    tpm = fields.Integer(strict=True, validate=validate.Range(min=1))
-    input_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
-    output_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
-    cached_input_cost_per_mtok = fields.Float(validate=validate.Range(min=0))
-    max_input_tokens = fields.Integer(strict=True, validate=validate.Range(min=1))
-    capabilities = fields.List(fields.String(validate=validate.OneOf(CAPABILITIES)),
+    rpm = Int64(minimum=1)
+    tpm = Int64(minimum=1)
+    input_cost_per_mtok = fields.Float(validate=_PRICE)
+    output_cost_per_mtok = fields.Float(validate=_PRICE)
+    cached_input_cost_per_mtok = fields.Float(validate=_PRICE)
+    max_input_tokens = Int64(minimum=1)
+    capabilities = fields.List(Text(validate=validate.OneOf(CAPABILITIES)),
                                load_default=list)
-    tier = fields.String(validate=validate.Length(min=1, max=64))
+    tier = Text(validate=validate.Length(min=1, max=64))
 
 
 class CooldownConfigSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    failures = fields.Integer(strict=True, load_default=5,
-                              validate=validate.Range(min=1, max=10_000))
+    failures = Int64(minimum=1, maximum=10_000, load_default=5)
     window_s = fields.Float(load_default=60.0, validate=validate.Range(min=0.01, max=86_400))
     cooldown_s = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=86_400))
 
@@ -111,8 +117,8 @@ class RouterSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    strategy = fields.String(load_default="weighted", validate=validate.OneOf(STRATEGIES))
-    retries = fields.Integer(strict=True, load_default=2, validate=validate.Range(min=0, max=10))
+    strategy = Text(load_default="weighted", validate=validate.OneOf(STRATEGIES))
+    retries = Int64(minimum=0, maximum=10, load_default=2)
     backoff_initial_s = fields.Float(load_default=0.1, validate=validate.Range(min=0, max=60))
     backoff_max_s = fields.Float(load_default=2.0, validate=validate.Range(min=0, max=300))
     retry_after_max_s = fields.Float(load_default=5.0, validate=validate.Range(min=0, max=300))
@@ -134,10 +140,10 @@ class GroupConfigSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    strategy = fields.String(validate=validate.OneOf(STRATEGIES))
-    retries = fields.Integer(strict=True, validate=validate.Range(min=0, max=10))
-    fallbacks = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
-    context_window_fallbacks = fields.List(fields.String(validate=validate.Length(min=1)),
+    strategy = Text(validate=validate.OneOf(STRATEGIES))
+    retries = Int64(minimum=0, maximum=10)
+    fallbacks = fields.List(Text(validate=validate.Length(min=1)), load_default=list)
+    context_window_fallbacks = fields.List(Text(validate=validate.Length(min=1)),
                                            load_default=list)
 
 
@@ -147,7 +153,7 @@ class RuleConditionSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    min_tokens = fields.Integer(strict=True, validate=validate.Range(min=0))
+    min_tokens = Int64(minimum=0)
     code = fields.Boolean()
     math = fields.Boolean()
     reasoning = fields.Boolean()
@@ -155,14 +161,14 @@ class RuleConditionSchema(Schema):
     tools = fields.Boolean()
     images = fields.Boolean()
     json = fields.Boolean()
-    keywords = fields.List(fields.String(validate=validate.Length(min=1)))
+    keywords = fields.List(Text(validate=validate.Length(min=1)))
 
 
 class AutoRuleSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    tier = fields.String(required=True)
+    tier = Text(required=True)
     when = fields.Nested(RuleConditionSchema, required=True)
 
 
@@ -170,13 +176,12 @@ class AutoRouterSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=256))
-    tiers = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+    name = Text(required=True, validate=validate.Length(min=1, max=256))
+    tiers = fields.List(Text(validate=validate.Length(min=1, max=64)),
                         load_default=lambda: ["small", "medium", "large"],
                         validate=validate.Length(min=1))
-    default_tier = fields.String()
-    expected_output_tokens = fields.Integer(strict=True, load_default=500,
-                                            validate=validate.Range(min=0))
+    default_tier = Text()
+    expected_output_tokens = Int64(minimum=0, maximum=1_000_000, load_default=500)
     rules = fields.List(fields.Nested(AutoRuleSchema))
 
     @validates_schema
@@ -199,7 +204,7 @@ class ConfigFileSchema(Schema):
     models = fields.List(fields.Nested(DeploymentConfigSchema), required=True,
                          validate=validate.Length(min=1))
     router_settings = fields.Nested(RouterSettingsSchema, required=True)
-    groups = fields.Dict(keys=fields.String(), values=fields.Nested(GroupConfigSchema),
+    groups = fields.Dict(keys=Text(), values=fields.Nested(GroupConfigSchema),
                          load_default=dict)
     auto_routers = fields.List(fields.Nested(AutoRouterSchema), load_default=list)
 

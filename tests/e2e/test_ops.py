@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,20 +20,14 @@ import requests
 
 from app.metrics import FLUSH_INTERVAL_S
 from tests.procs import MASTER_KEY, ROOT, Proc, free_port, running, start_gateway
+from tests.services import require_binary
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
-    if found is None:
-        message = "nginx is not installed (apt-get install nginx); .ci/run installs it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_binary("nginx", "/usr/sbin/nginx")
 
 
 def start_nginx(tmp: Path, gateway_port: int) -> Proc:

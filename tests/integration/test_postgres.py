@@ -19,6 +19,7 @@ from app import create_app
 from app.db import repo, schema
 from app.db.engine import Database, build_engine
 from app.db.models import Base
+from app.schemas.common import INT32_MAX, INT64_MAX
 from app.settings import load_settings
 from tests.conftest import AUTH, DEFAULT_MODELS, MASTER_KEY, chat_body
 
@@ -139,3 +140,27 @@ def test_psycogreen_makes_queries_yield_to_gevent(pg_url: str, mode: str,
         assert elapsed < 1.0, elapsed
     else:
         assert elapsed >= 1.6, elapsed
+
+
+def test_hostile_admin_input_is_a_400_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    """What PostgreSQL refuses (NUL in text and JSON, integers beyond a column) is refused
+    by the schemas first: a 400 naming the field, not a 500 from the driver."""
+    schema.upgrade(pg_url)
+    client = make_app(pg_url, tmp_path).test_client()
+    for path, body, param in (
+            ("/admin/teams", {"name": "a\x00b"}, "name"),
+            ("/admin/users", {"email": "a@example.com", "name": "\x00"}, "name"),
+            ("/admin/keys", {"name": "k", "tpm_limit": INT32_MAX + 1}, "tpm_limit"),
+            ("/admin/deployments", {"name": "d", "provider": "mock", "model": "m",
+                                    "tier": "\x00"}, "tier")):
+        resp = client.post(path, json=body, headers=AUTH)
+        assert resp.status_code == 400, resp.get_data(as_text=True)
+        assert resp.get_json()["error"]["param"] == param
+    assert client.get("/admin/teams?name=a%00b", headers=AUTH).status_code == 400
+    key = client.post("/admin/keys", json={"name": "k", "tpm_limit": INT32_MAX}, headers=AUTH)
+    assert key.status_code == 201 and key.get_json()["tpm_limit"] == INT32_MAX
+    dep = client.post("/admin/deployments", headers=AUTH, json={
+        "name": "d", "provider": "mock", "model": "m", "rpm": INT64_MAX, "tpm": INT64_MAX})
+    assert dep.status_code == 201 and dep.get_json()["options"]["rpm"] == INT64_MAX
+    audit = client.get(f"/admin/audit?after={INT64_MAX}", headers=AUTH)
+    assert audit.status_code == 200 and audit.get_json()["data"] == []

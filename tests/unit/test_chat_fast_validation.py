@@ -47,6 +47,7 @@ OTHER_VALID: list[dict[str, Any]] = [
     {**BASE, "stop": ["a", "b"]},
     {**BASE, "response_format": {"type": "json_object"}, "top_logprobs": 3},
     {**BASE, "stream_options": {"include_usage": True, "x": 1}},
+    {**BASE, "max_tokens": 1.0, "n": 2.0},  # JSON's 1.0 is the integer 1 (as in JSON Schema)
 ]
 
 INVALID: list[Any] = [
@@ -73,7 +74,7 @@ INVALID: list[Any] = [
     {**BASE, "stream": "true"}, {**BASE, "stream": 1}, {**BASE, "stream": 0},
     {**BASE, "stream_options": {"include_usage": "yes"}},
     {**BASE, "stream_options": {"include_usage": None}}, {**BASE, "stream_options": []},
-    {**BASE, "max_tokens": 0}, {**BASE, "max_tokens": -1}, {**BASE, "max_tokens": 1.0},
+    {**BASE, "max_tokens": 0}, {**BASE, "max_tokens": -1}, {**BASE, "max_tokens": 1.5},
     {**BASE, "max_tokens": True}, {**BASE, "max_tokens": "5"},
     {**BASE, "max_completion_tokens": 0}, {**BASE, "n": 0}, {**BASE, "n": 129},
     {**BASE, "n": False}, {**BASE, "temperature": 2.01}, {**BASE, "temperature": -0.1},

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -62,3 +66,17 @@ def test_db_current_and_upgrade(app: Flask) -> None:
     runner = app.test_cli_runner()
     assert f"current: {head_revision()}" in runner.invoke(args=["db", "current"]).output
     assert "revision" in runner.invoke(args=["db", "upgrade"]).output
+
+
+def test_without_master_key_one_clear_line_and_a_failure() -> None:
+    """The README's CLI lines, run as a new user would without NEUROROUTE_MASTER_KEY."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROROUTE_")}
+    flask = Path(sys.executable).with_name("flask")
+    result = subprocess.run([str(flask), "--app", "wsgi", "keys", "create", "--name", "x"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("neuroroute: configuration error: NEUROROUTE_MASTER_KEY")

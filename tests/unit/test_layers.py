@@ -2,11 +2,12 @@
 
 Floors, bottom up (README "Layout"):
 
-0. errors, tokens, logs, settings, schemas, providers.kinds, gevent_sendall: plain values
+0. errors, tokens, logs, settings, schemas, providers.kinds, gevent_sendall, http_headers,
+   gunicorn_http: plain values (and Gunicorn's own output)
 1. streaming, metrics, db, auth: shared building blocks
 2. providers, pricing, surfaces: talking to upstreams, in typed objects; schemas.admin (the
    admin API's schemas dump stored rows, so they sit above the database models)
-3. routing, usage, cache, sync, admission: the services of one concern each
+3. routing, usage, cache, sync, admission, admin: the services of one concern each
 4. chat: the request pipelines that compose them
 5. gateway: the wiring
 6. api, cli, server: HTTP, the command line, the Gunicorn worker
@@ -27,10 +28,12 @@ APP = Path(__file__).resolve().parents[2] / "app"
 
 FLOORS: dict[str, int] = {
     "app.errors": 0, "app.tokens": 0, "app.logs": 0, "app.settings": 0, "app.schemas": 0,
-    "app.providers.kinds": 0, "app.gevent_sendall": 0,
+    "app.providers.kinds": 0, "app.gevent_sendall": 0, "app.http_headers": 0,
+    "app.gunicorn_http": 0,
     "app.streaming": 1, "app.metrics": 1, "app.db": 1, "app.auth": 1,
     "app.providers": 2, "app.pricing": 2, "app.surfaces": 2, "app.schemas.admin": 2,
     "app.routing": 3, "app.usage": 3, "app.cache": 3, "app.sync": 3, "app.admission": 3,
+    "app.admin": 3,
     "app.chat": 4,
     "app.gateway": 5,
     "app.api": 6, "app.cli": 6, "app.server": 6,

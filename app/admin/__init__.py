@@ -1,0 +1,1 @@
+"""The admin service: keys, users, teams, stored deployments and the audit log."""
