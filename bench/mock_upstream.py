@@ -16,6 +16,9 @@ Keys of ``mock`` / headers ``x-mock-<key>``:
   not_sse      answer a stream request with a JSON body instead of an event stream
   bad_json     answer a non-stream request with a body that is not JSON
   retry_after  ``Retry-After`` header value sent with an error status
+  bad_event_after  send a truncated JSON event after this many stream events
+  stall_body_ms  non-stream: send the headers and half the body, then wait this long
+  prompt_tokens  the prompt tokens reported in ``usage`` (default: about characters / 4)
 
 ``GET /_stats`` returns counters (requests, streams started/completed/disconnected, active
 streams, the last request's headers); ``POST /_reset`` zeroes them.
@@ -88,6 +91,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     no_done = bool(_param(opts, hdr, "no_done", 0, int))
     not_sse = bool(_param(opts, hdr, "not_sse", 0, int))
     bad_json = bool(_param(opts, hdr, "bad_json", 0, int))
+    bad_event_after = int(_param(opts, hdr, "bad_event_after", -1))
+    stall_body = _param(opts, hdr, "stall_body_ms", 0.0)
     retry_after = opts.get("retry_after") or hdr.get("x-mock-retry-after")
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "stop"
@@ -102,7 +107,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
     model = body.get("model", "mock")
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + 1
+    prompt_tokens = int(_param(opts, hdr, "prompt_tokens", sum(
+        len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4 + 1))
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
              "total_tokens": prompt_tokens + tokens}
     words = [WORDS[i % len(WORDS)] + (" " if i < tokens - 1 else "") for i in range(tokens)]
@@ -112,6 +118,15 @@ async def chat(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep((ttft + interval * max(tokens - 1, 0)) / 1000)
         if bad_json:
             return web.Response(body=b"<html>not json</html>", content_type="application/json")
+        if stall_body:
+            payload = json.dumps({"id": cid, "object": "chat.completion"}).encode()
+            stalled = web.StreamResponse(headers={"Content-Type": "application/json",
+                                                  "Content-Length": str(len(payload))})
+            await stalled.prepare(request)
+            await stalled.write(payload[:len(payload) // 2])
+            await asyncio.sleep(stall_body / 1000)
+            await stalled.write(payload[len(payload) // 2:])
+            return stalled
         return web.json_response({
             "id": cid, "object": "chat.completion", "created": created, "model": model,
             "system_fingerprint": "fp_mock_upstream",
@@ -141,6 +156,8 @@ async def chat(request: web.Request) -> web.StreamResponse:
                       + b"\n\n")
     if not no_done:
         events.append(b"data: [DONE]\n\n")
+    if 0 <= bad_event_after < len(events):
+        events.insert(bad_event_after, b'data: {"choices":[{\n\n')
     try:
         for i, event in enumerate(events):
             if i == fail_after:

@@ -242,12 +242,25 @@ def to_anthropic_request(body: dict[str, Any], *, model: str,
     """Translate an OpenAI chat completion body into a Messages API body.
 
     Raises InvalidRequestError (400) for what Anthropic cannot do (n > 1, non-function tools,
-    audio/file parts, the legacy function role, tool arguments that are not JSON objects).
+    audio/file parts, the legacy function role, tool arguments that are not JSON objects), a
+    conversation with no user or assistant turn (only system messages), and a ``temperature``
+    above 1: OpenAI accepts 0-2, the Messages API 0-1, and silently clamping 1.5 to 1 would
+    answer a different request than the one sent.
     """
     n = body.get("n")
     if n is not None and n != 1:
         raise _unsupported("Anthropic models return one choice: n must be 1.", "n")
+    temperature = body.get("temperature")
+    if isinstance(temperature, (int, float)) and temperature > 1:
+        raise InvalidRequestError(
+            f"Invalid value for 'temperature': {temperature} is above 1, the largest value "
+            f"Anthropic models accept (OpenAI's range is 0-2).", param="temperature",
+            code="invalid_value")
     system, turns = translate_messages(body["messages"])
+    if not turns:
+        raise InvalidRequestError(
+            "Anthropic models need at least one user or assistant message; 'messages' holds "
+            "only system or developer messages.", param="messages", code="invalid_value")
     instruction = _response_format_instruction(body.get("response_format"))
     if instruction:
         system.append(instruction)

@@ -51,8 +51,8 @@ def iter_stream(resp: requests.Response) -> Iterator[bytes]:
         raise
     except TimeoutError as exc:
         raise requests.ConnectionError(exc) from None  # iter_content's mapping of a stall
-    except OSError as exc:
-        raise requests.ConnectionError(exc) from None
+    except OSError as exc:  # reset mid-body: iter_content calls that a ChunkedEncodingError
+        raise requests.exceptions.ChunkedEncodingError(exc) from None
     original.close()  # complete: the connection is reusable
     resp.raw.release_conn()
 

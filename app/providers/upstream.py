@@ -107,6 +107,10 @@ def map_request_exception(exc: requests.RequestException, deployment: Deployment
         kind = "connecting to" if isinstance(exc, requests.ConnectTimeout) else "waiting for"
         return UpstreamTimeoutError(f"Timed out {kind} the upstream of deployment "
                                     f"'{deployment.id}'.")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return UpstreamError(f"The upstream of deployment '{deployment.id}' broke off its "
+                             f"answer (the connection closed mid-body).",
+                             code="upstream_unavailable")
     if isinstance(exc, requests.ConnectionError):
         return UpstreamError(f"Could not connect to the upstream of deployment "
                              f"'{deployment.id}'.", code="upstream_unavailable")

@@ -199,13 +199,17 @@ class Dispatcher:
         }
 
     def health(self) -> dict[str, Any]:
-        """Readiness detail: ``degraded`` when a group has no closed breaker or Redis is down."""
+        """Readiness detail. Upstreams cooling down are listed but do not degrade readiness:
+        it says whether this instance can serve, and an upstream that is down is down for
+        every instance (a load balancer draining them all would not bring it back). Only the
+        breaker store falling back in-process (Redis down) is a degradation of this instance.
+        """
         ids = [p.deployment.id for p in self.registry.providers()]
         views = self.breaker.view(ids)
         unavailable = [g.name for g in self.registry.groups()
                        if all(views[p.deployment.id].state != "closed" for p in g.providers)]
         backend = self.breaker.backend
-        return {"status": "degraded" if unavailable or backend == "redis-unavailable" else "ok",
+        return {"status": "degraded" if backend == "redis-unavailable" else "ok",
                 "detail": {"breaker_backend": backend,
                            "cooling_down": sorted(i for i, v in views.items()
                                                   if v.state != "closed"),

@@ -142,6 +142,27 @@ def test_oversized_bodies_get_openai_json(proxied: tuple[Proc, Proc], size: int,
     assert resp.json()["error"]["code"] == "request_too_large"
 
 
+@pytest.mark.parametrize(("raw", "status", "code"), [
+    (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20_000 + b"\r\n\r\n", 431,
+     "request_header_fields_too_large"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400, "bad_request"),
+])
+def test_nginx_own_refusals_are_openai_json(proxied: tuple[Proc, Proc], raw: bytes,
+                                            status: int, code: str) -> None:
+    _, nginx = proxied
+    host, port = nginx.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode()
+    assert b"application/json" in head
+    assert json.loads(body)["error"]["code"] == code
+
+
 def test_metrics_not_served_through_the_proxy(proxied: tuple[Proc, Proc]) -> None:
     _, nginx = proxied
     resp = requests.get(f"{nginx.url}/metrics", timeout=5)

@@ -308,3 +308,41 @@ def test_a_stream_longer_than_the_graceful_timeout_is_recorded_before_the_kill(
         resp.close()
     rows = usage_rows(usage_db)
     assert len(rows) == 1 and rows[0].stream is True
+
+
+def test_budget_overshoot_stays_within_one_request_when_upstreams_bill_more(
+        pg_url: str, upstream: Proc, tmp_path: Path) -> None:
+    """Long system prompts the upstream bills at 2.5x the gateway's estimate, sent in
+    concurrent waves: admitted requests stay within the budget plus one request (the
+    reservation learns what the upstream bills, and starts conservative)."""
+    from tests.services import redis_url, unique_namespace
+
+    env = {"NEUROROUTE_DATABASE_URL": pg_url, "NEUROROUTE_REDIS_URL": redis_url(),
+           "NEUROROUTE_REDIS_NAMESPACE": unique_namespace()}
+    system = "Follow the house rules. " * 100  # 2,400 characters: the gateway estimates ~607
+    billed = 1500  # what the upstream reports
+    per_request = (billed * 1000 + 12 * 1000) / 1_000_000  # input + 12 completion tokens
+    budget = 10.5 * per_request
+
+    async def wave(url: str, key: str, size: int) -> list[int]:
+        async def one(session: aiohttp.ClientSession) -> int:
+            async with session.post(f"{url}/v1/chat/completions", headers={
+                    "Authorization": f"Bearer {key}"}, json={
+                    "model": "up", "mock": {"prompt_tokens": billed}, "max_tokens": 12,
+                    "messages": [{"role": "system", "content": system},
+                                 {"role": "user", "content": "x"}]}) as resp:
+                await resp.read()
+                return resp.status
+        async with aiohttp.ClientSession() as session:
+            return await asyncio.gather(*(one(session) for _ in range(size)))
+
+    with running(start_gateway(tmp_path, models(upstream), workers=2, env=env)) as gw:
+        key = new_key(gw, max_budget=budget, budget_period="daily")["key"]
+        admitted = 0
+        for _ in range(12):  # until a whole wave is refused
+            statuses = asyncio.run(wave(gw.url, key, 4))
+            admitted += statuses.count(200)
+            if statuses.count(429) == len(statuses):
+                break
+            time.sleep(0.05)  # the settlements of the wave reach Redis
+        assert 10 <= admitted <= 11, f"{admitted} admitted where 10.5 fit"

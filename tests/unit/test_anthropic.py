@@ -163,6 +163,8 @@ def test_tool_round_trip_messages() -> None:
      "messages[0].tool_calls[0].function"),
     ({"tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
     ({"tools": [WEATHER_TOOL], "tool_choice": "sometimes"}, "tool_choice"),
+    ({"messages": [{"role": "system", "content": "Be brief."}]}, "messages"),
+    ({"temperature": 1.5}, "temperature"),  # OpenAI's 0-2, Anthropic's 0-1: no silent clamp
 ])
 def test_untranslatable_requests_are_400(body: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
@@ -469,3 +471,14 @@ def test_usage_is_recorded_at_message_delta_even_if_the_stream_is_cut() -> None:
     usage = translator.stream.usage
     assert not translator.stream.completed
     assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (25, 15)
+
+
+@responses.activate
+def test_a_request_anthropic_would_refuse_is_answered_400_without_calling_it(
+        claude_client: FlaskClient) -> None:
+    for body in ({"messages": [{"role": "system", "content": "only me"}]}, {"temperature": 1.2}):
+        resp = claude_client.post("/v1/chat/completions", headers=AUTH,
+                                  json={"model": "claude", "messages": [USER], **body})
+        error = resp.get_json()["error"]
+        assert resp.status_code == 400 and error["param"] in ("messages", "temperature")
+    assert len(responses.calls) == 0

@@ -112,3 +112,17 @@ def test_model_list_is_cached_briefly(client: FlaskClient) -> None:
     first = client.get("/v1/models", headers=AUTH).get_json()
     gw = client.application.extensions["neuroroute"]
     assert gw.model_lists.get(None) == first
+
+
+def test_a_stored_deployment_with_a_cache_policy_is_cached(client: FlaskClient) -> None:
+    """The admin API accepts `cache` on a stored deployment (201): it is honoured."""
+    created = client.post("/admin/deployments", headers=AUTH, json={
+        "id": "stored-cached", "name": "stored-cached", "provider": "mock",
+        "model": "stored-cached", "cache": {"ttl": 60, "scope": "global"}})
+    assert created.status_code == 201
+    body = {"model": "stored-cached", "messages": [{"role": "user", "content": "same"}]}
+    first = client.post("/v1/chat/completions", headers=AUTH, json=body)
+    second = client.post("/v1/chat/completions", headers=AUTH, json=body)
+    assert first.headers["x-neuroroute-cache"] == "miss"
+    assert second.headers["x-neuroroute-cache"] == "hit"
+    assert second.data == first.data

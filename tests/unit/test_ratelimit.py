@@ -150,3 +150,35 @@ def test_limit_settings_are_validated(make_settings: Any, env: dict[str, str],
 
     with pytest.raises(ConfigError, match=message):
         make_settings(**env)
+
+
+def test_a_refusal_for_requests_carries_the_token_headers_too(make_settings: Any) -> None:
+    client = client_with(make_settings, {"sk-b": Principal("b", "member", rpm_limit=1,
+                                                           tpm_limit=1000)})
+    assert post(client, "sk-b").status_code == 200
+    refused = post(client, "sk-b")
+    assert refused.status_code == 429
+    for kind in ("requests", "tokens"):
+        for name in ("limit", "remaining", "reset"):
+            assert f"x-ratelimit-{name}-{kind}" in refused.headers
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    # the refused request charged no tokens: the same as after the first request
+    assert int(refused.headers["x-ratelimit-remaining-tokens"]) < 1000
+
+
+def test_a_revoked_key_from_an_address_over_the_guess_limit_still_gets_its_401(
+        make_settings: Any) -> None:
+    class Keys(KeyTable):
+        def authenticate(self, authorization: str | None) -> Principal:
+            if authorization == "Bearer sk-revoked":
+                raise AuthenticationError("This API key has been revoked.",
+                                          code="api_key_revoked")
+            return super().authenticate(authorization)
+
+    client = client_with(make_settings, NEUROROUTE_AUTH_FAILURE_LIMIT="2/minute")
+    client.application.extensions["neuroroute"].authenticator = Keys({})
+    bad = {"Authorization": "Bearer sk-guess"}
+    assert [client.get("/v1/models", headers=bad).status_code for _ in range(3)] == \
+        [401, 401, 429]
+    resp = client.get("/v1/models", headers={"Authorization": "Bearer sk-revoked"})
+    assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "api_key_revoked"
