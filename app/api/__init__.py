@@ -7,6 +7,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.datastructures import Headers
 
 from app.api.observe import Observer, RequestLog
 from app.errors import AuthenticationError
@@ -41,7 +42,7 @@ def register_request_hooks(app: Flask, gw: Gateway) -> None:
         if request.path.startswith(PROTECTED_PREFIXES):
             gw.sync.maybe_refresh()
             try:
-                g.principal = gw.authenticator.authenticate(request.headers.get("Authorization"))
+                g.principal = gw.authenticator.authenticate(_credentials(request.headers))
             except AuthenticationError as err:
                 g.auth_error = err
             else:
@@ -59,6 +60,16 @@ def register_request_hooks(app: Flask, gw: Gateway) -> None:
             # Runs when the server closes the response: after a stream's last byte.
             response.call_on_close(lambda: observer.finish(log, status, code))
         return response
+
+
+def _credentials(headers: Headers) -> str | None:
+    """The ``Authorization`` header; Anthropic's clients send their key as ``x-api-key``."""
+    value = headers.get("Authorization")
+    if value is None:
+        key = headers.get("x-api-key")
+        if key:
+            return f"Bearer {key}"
+    return value
 
 
 def register_auth_enforcement(app: Flask) -> None:

@@ -30,6 +30,7 @@ SWAGGER_UI_FILES = frozenset(("swagger-ui-bundle.js", "swagger-ui.css", "favicon
 UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
+MESSAGES_EXAMPLE = "MessagesHello"
 _DOC_KEY = "neuroroute.openapi"
 
 
@@ -55,6 +56,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.example(CHAT_STREAM_EXAMPLE, {
         "summary": "The same, streamed (server-sent events)",
         "value": {**hello, "stream": True, "stream_options": {"include_usage": True}}})
+    api.spec.components.example(MESSAGES_EXAMPLE, {
+        "summary": f"Say hello to {model} (Messages API)",
+        "value": {"model": model, "max_tokens": 256, "messages": hello["messages"]}})
     return api
 
 

@@ -51,6 +51,10 @@ class StreamTranslator(ABC):
     def feed(self, chunk: bytes) -> bytes:
         """Consume upstream bytes; return complete OpenAI events to send (possibly none)."""
 
+    def error_event(self, err: GatewayError) -> bytes:
+        """The event that ends the client's stream with ``err`` (in the client's API)."""
+        return sse_error_event(err)
+
 
 class HTTPProvider(Provider):
     """A provider that sends one HTTP request per chat request to ``endpoint()``."""
@@ -213,29 +217,31 @@ class HTTPProvider(Provider):
                 if block:
                     yield block
                 if events.error is not None:
-                    yield self._failed(events.stream, events.error)
+                    yield from self._failed(events, events.error)
                     return
                 chunk = next(chunks, None)
                 block = None if chunk is None else events.feed(chunk)
             if not events.stream.completed:
-                yield self._failed(events.stream, UpstreamError(
+                yield from self._failed(events, UpstreamError(
                     f"The upstream of deployment '{self.deployment.id}' ended the stream "
                     f"before it was complete.", code="upstream_stream_truncated"))
         except requests.RequestException as exc:
             err = map_request_exception(exc, self.deployment)
             err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
                           f"{err.message}"
-            yield self._failed(events.stream, err)
+            yield from self._failed(events, err)
         finally:
             # Also runs on GeneratorExit (client went away): the upstream is closed at once.
             resp.close()
 
     @staticmethod
-    def _failed(stream: ChatStream, err: GatewayError) -> bytes:
-        """The final event of a stream that failed after it began; the stream keeps the error
-        so that the request is accounted with its code, not as a success."""
-        stream.error = err
-        return sse_error_event(err)
+    def _failed(events: StreamTranslator, err: GatewayError) -> tuple[bytes, ...]:
+        """The final event of a stream that failed after it began (none when the upstream's
+        own error event was relayed); the stream keeps the error so that the request is
+        accounted with its code, not as a success."""
+        events.stream.error = err
+        tail = events.error_event(err)
+        return (tail,) if tail else ()
 
     def close(self) -> None:
         self.session.close()
