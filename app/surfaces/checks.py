@@ -72,9 +72,11 @@ class Checks:
             raise self.fail(param, "a boolean")
         return value
 
-    def integer(self, value: Any, param: str, minimum: int) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(param, f"an integer >= {minimum}")
+    def integer(self, value: Any, param: str, minimum: int, maximum: int | None = None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum \
+                or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise self.fail(param, f"an integer {bounds}")
         return value
 
     def number(self, value: Any, param: str, low: float, high: float) -> float:

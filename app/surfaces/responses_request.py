@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from app.schemas.chat import MAX_OUTPUT_TOKENS
 from app.surfaces.chat import tool_attachments
 from app.surfaces.checks import (
     Checks,
@@ -278,17 +279,20 @@ def responses_to_chat(body: Any, *, history: Sequence[dict[str, Any]] = ()) -> d
     out: dict[str, Any] = {"model": body["model"], "messages": messages}
     if body.get("max_output_tokens") is not None:
         out["max_completion_tokens"] = check.integer(body["max_output_tokens"],
-                                                     "max_output_tokens", MIN_OUTPUT_TOKENS)
+                                                     "max_output_tokens", MIN_OUTPUT_TOKENS,
+                                                     MAX_OUTPUT_TOKENS)
     if body.get("temperature") is not None:
         out["temperature"] = check.number(body["temperature"], "temperature", 0, 2)
     if body.get("top_p") is not None:
         out["top_p"] = check.number(body["top_p"], "top_p", 0, 1)
     tools = _tools(body["tools"]) if body.get("tools") is not None else []
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None:
+        check.boolean(parallel, "parallel_tool_calls")
     if tools:
         out["tools"] = tools
-        if body.get("parallel_tool_calls") is not None:
-            out["parallel_tool_calls"] = check.boolean(body["parallel_tool_calls"],
-                                               "parallel_tool_calls")
+        if parallel is not None:
+            out["parallel_tool_calls"] = parallel
     if body.get("tool_choice") is not None:
         choice = _tool_choice(body["tool_choice"])
         if tools:  # chat refuses a tool_choice without tools; "none" of nothing is nothing

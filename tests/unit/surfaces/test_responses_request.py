@@ -197,9 +197,11 @@ def test_input_items_normalizes_a_string() -> None:
     ({"input": [{"type": "function_call_output", "call_id": "c", "output": 3}]},
      "input[0].output"),
     ({"max_output_tokens": 8}, "max_output_tokens"),
+    ({"max_output_tokens": 2**31}, "max_output_tokens"),  # the chat API's bound too
     ({"temperature": 2.5}, "temperature"),
     ({"top_p": "high"}, "top_p"),
     ({"parallel_tool_calls": "yes", "tools": [WEATHER]}, "parallel_tool_calls"),
+    ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),  # checked without tools too
     ({"metadata": {"n": 1}}, "metadata"),
     ({"store": "no"}, "store"),
     ({"stream": 1}, "stream"),
