@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *,
         models,
         register_auth_enforcement,
         register_request_hooks,
+        responses,
     )
     from app.api.errors import register_error_handlers
     from app.api.headers import register_browser_headers
@@ -45,7 +46,8 @@ def create_app(settings: Settings | None = None, *,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
-    for blueprint in (chat.bp, messages.bp, models.bp, health.bp, admin.bp, docs.bp):
+    for blueprint in (chat.bp, messages.bp, responses.bp, models.bp, health.bp, admin.bp,
+                      docs.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
     gw = build_gateway(app, settings, authenticator=authenticator)

@@ -1,4 +1,4 @@
-"""Operator commands through Flask's CLI: ``flask --app wsgi db|keys|users ...``.
+"""Operator commands through Flask's CLI: ``flask --app wsgi db|keys|users|responses ...``.
 
 They use the same repository functions as the admin API, so every change is audited (actor
 ``cli``) and reaches the running workers through the sync counters.
@@ -22,11 +22,12 @@ CLI_ACTOR = "cli"
 db_cli = AppGroup("db", help="Database migrations.")
 keys_cli = AppGroup("keys", help="Client API keys.")
 users_cli = AppGroup("users", help="Users.")
+responses_cli = AppGroup("responses", help="Stored Responses API answers.")
 
 
 def register_cli(app: Flask) -> None:
-    """Add the ``db``, ``keys`` and ``users`` command groups to ``app``."""
-    for group in (db_cli, keys_cli, users_cli):
+    """Add the ``db``, ``keys``, ``users`` and ``responses`` command groups to ``app``."""
+    for group in (db_cli, keys_cli, users_cli, responses_cli):
         app.cli.add_command(group)
 
 
@@ -131,3 +132,15 @@ def users_create(email: str, name: str | None, role: str, team_id: str | None) -
         _fail(err)
         return
     click.echo(f"id: {user_id}")
+
+
+@responses_cli.command("purge")
+def responses_purge() -> None:
+    """Delete stored responses past NEUROROUTE_RESPONSES_RETENTION_DAYS (e.g. from cron)."""
+    store = gateway().responses.store
+    if not store.retention_days:
+        click.echo("NEUROROUTE_RESPONSES_RETENTION_DAYS is 0: responses are kept for ever")
+        return
+    deleted = store.purge()
+    click.echo(f"deleted {deleted} responses inactive for more than "
+               f"{store.retention_days} days")

@@ -27,6 +27,8 @@ from app.auth.keys import KeyCache, KeyLookup, KeyRecord, LastUsedTracker
 from app.auth.service import Authenticator
 from app.cache import ModelListCache, ResponseCache
 from app.chat.accounting import Accounting
+from app.chat.responses import ResponsesService
+from app.chat.responses_store import ResponseStore
 from app.chat.service import ChatService
 from app.db import repo
 from app.db.engine import Database
@@ -60,6 +62,7 @@ class Gateway:
     dispatcher: Dispatcher
     authenticator: Authenticator
     chat: ChatService
+    responses: ResponsesService
     admission: Admission
     cache: ResponseCache
     model_lists: ModelListCache
@@ -218,10 +221,12 @@ def build_gateway(app: Flask, settings: Settings, *,
                      flush_interval=settings.last_used_flush_interval, last_used=last_used,
                      on_keys_changed=on_keys_changed, on_deployments_changed=on_deployments_changed,
                      announcer=RedisAnnouncer(settings.redis_url) if settings.redis_url else None)
+    responses = ResponsesService(store=ResponseStore(
+        db=db, retention_days=settings.responses_retention_days))
     gw = Gateway(settings=settings, db=db, dispatcher=dispatcher, authenticator=authenticator,
                  chat=chat, admission=admission, cache=cache, model_lists=ModelListCache(app),
-                 budgets=budgets, sync=sync, recorder=recorder, labels=labels, prices=prices,
-                 key_cache=key_cache)
+                 responses=responses, budgets=budgets, sync=sync, recorder=recorder,
+                 labels=labels, prices=prices, key_cache=key_cache)
     # Start with the stored deployments too. A database that is down (or not migrated yet)
     # leaves the YAML models serving; the next successful sync loads the rest.
     sync.refresh()

@@ -276,6 +276,9 @@ class Settings:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     # Browser origins allowed to call the API (CORS); empty: no cross-origin access.
     cors_origins: tuple[str, ...] = ()
+    # Days a stored Responses API answer is kept after its conversation was last continued
+    # (0: for ever); older ones are purged.
+    responses_retention_days: int = 30
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -314,6 +317,7 @@ class Settings:
             "models": [d.public_dict() for d in self.deployments],
             "routing": self.routing.public_dict(),
             "cors_origins": list(self.cors_origins),
+            "responses_retention_days": self.responses_retention_days,
         }
 
 
@@ -669,4 +673,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                              float),
         routing=routing,
         cors_origins=_cors_origins(env),
+        responses_retention_days=_env_number(env, "NEUROROUTE_RESPONSES_RETENTION_DAYS", 30,
+                                             int, allow_zero=True),
     )

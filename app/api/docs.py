@@ -31,6 +31,7 @@ UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
 MESSAGES_EXAMPLE = "MessagesHello"
+RESPONSES_EXAMPLE = "ResponsesHello"
 _DOC_KEY = "neuroroute.openapi"
 
 
@@ -59,6 +60,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.example(MESSAGES_EXAMPLE, {
         "summary": f"Say hello to {model} (Messages API)",
         "value": {"model": model, "max_tokens": 256, "messages": hello["messages"]}})
+    api.spec.components.example(RESPONSES_EXAMPLE, {
+        "summary": f"Say hello to {model} (Responses API)",
+        "value": {"model": model, "input": "Hello!"}})
     return api
 
 

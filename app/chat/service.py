@@ -154,6 +154,7 @@ class ChatService:
             return ChatOutcome(200, answer_headers(trace, stream=True),
                                events=ChatEvents(trace, surface.events(request, stream)))
         trace.usage = result.usage
+        result = surface.replayed(request, result)
         return ChatOutcome(200, answer_headers(trace, stream=False), body=result.body)
 
 

@@ -45,6 +45,11 @@ class Surface:
         completion and error are what accounting reads)."""
         return stream
 
+    def replayed(self, request: ChatRequest, result: ChatResult) -> ChatResult:
+        """The client's response for an answer from the response cache (the stored bytes; an
+        API whose answers have an identity of their own gives them a new one)."""
+        return result
+
 
 class TranslatingSurface(Surface):
     """An API the pipeline serves through chat completions where the upstream does not

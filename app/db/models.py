@@ -219,3 +219,25 @@ class UsageRow(Base):
     # Which API surface the client called: chat.completions, messages, responses, ...
     api: Mapped[str] = mapped_column(String(32), default="chat.completions",
                                      server_default="chat.completions")
+
+
+class ResponseRow(Base):
+    """A stored Responses API answer (``store: true``): what the client sent (its own input
+    items, not the conversation before them) and the response object it received, owned by
+    the key that created it and visible to that key's team."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # resp_…, also upstream's
+    key_id: Mapped[str] = mapped_column(String(40))
+    team_id: Mapped[str | None] = mapped_column(String(40))
+    # The response this one continues (no foreign key: an earlier response may be deleted
+    # or purged, and continuing after it then says so).
+    previous_response_id: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When it, or a response continuing its conversation, was last stored: retention counts
+    # from here, so a conversation in use is kept whole.
+    active_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # {"id", "previous_response_id", "input": [items], "response": {...}}
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -153,6 +153,8 @@ class EffectiveConfigSchema(Schema):
                             metadata={"description": "router_settings and group policies"})
     cors_origins = fields.List(fields.String(), required=True,
                                metadata={"description": "NEUROROUTE_CORS_ORIGINS"})
+    responses_retention_days = fields.Integer(required=True, metadata={
+        "description": "NEUROROUTE_RESPONSES_RETENTION_DAYS (0: kept for ever)"})
 
 
 class RoutedDeploymentSchema(Schema):

@@ -73,6 +73,9 @@ class Checks:
         return value
 
     def integer(self, value: Any, param: str, minimum: int, maximum: int | None = None) -> int:
+        """A whole number (JSON's ``2.0`` is the integer 2, as for the chat API)."""
+        if type(value) is float and value.is_integer() and abs(value) < 2.0**63:
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum \
                 or (maximum is not None and value > maximum):
             bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"

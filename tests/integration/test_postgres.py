@@ -24,7 +24,7 @@ from app.settings import load_settings
 from tests.conftest import AUTH, DEFAULT_MODELS, MASTER_KEY, chat_body
 
 TABLES = {"users", "teams", "api_keys", "deployments", "audit_log", "sync_versions",
-          "usage_records", "alembic_version"}
+          "usage_records", "responses", "alembic_version"}
 
 
 def make_app(url: str, tmp_path: Path, **env: str) -> Any:

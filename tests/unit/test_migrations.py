@@ -14,7 +14,7 @@ from app.db.engine import build_engine
 from app.db.models import Base
 
 TABLES = {"users", "teams", "api_keys", "deployments", "audit_log", "sync_versions",
-          "usage_records", "alembic_version"}
+          "usage_records", "responses", "alembic_version"}
 
 
 @pytest.fixture

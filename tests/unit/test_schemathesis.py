@@ -28,13 +28,14 @@ from tests.conftest import MASTER_KEY
 EXAMPLES = max(1, settings.default.max_examples // 5)
 
 
-# Rules the document cannot state: which users and teams exist, the current time, the full
-# URL syntax (documented as `format: uri` with an http(s) scheme), and a deployment change
-# is validated merged with the stored entry.
+# Rules the document cannot state: which users, teams and stored responses exist, the current
+# time, the full URL syntax (documented as `format: uri` with an http(s) scheme), and a
+# deployment change is validated merged with the stored entry.
 MERGED_WITH_STORED = "PATCH /admin/deployments/{dep_id}"
 NOT_IN_THE_DOCUMENT = {"user_id": "no such user", "team_id": "no such team",
                        "expires_at": "Must be in the future", "api_base": "Not a valid URL",
-                       "auth.token_url": "Not a valid URL"}
+                       "auth.token_url": "Not a valid URL",
+                       "previous_response_id": "Previous response with id"}
 
 
 def valid_data_is_accepted(ctx: Any, response: Any, case: Any) -> None:
