@@ -46,9 +46,9 @@ TTFT_SECONDS = Histogram("neuroroute_time_to_first_token_seconds",
                          "Time from request start to the first streamed byte sent",
                          ["model"], buckets=LATENCY_BUCKETS)
 TOKENS = Counter("neuroroute_tokens_total", "Tokens reported by upstreams",
-                 ["model", "direction"])
+                 ["model", "direction", "api"])
 COST = Counter("neuroroute_cost_usd_total", "Upstream cost of served requests in USD",
-               ["model"])
+               ["model", "api"])
 CACHE = Counter("neuroroute_cache_requests_total", "Chat requests by response-cache result",
                 ["result"])
 REFUSED = Counter("neuroroute_refused_total",

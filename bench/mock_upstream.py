@@ -22,7 +22,10 @@ Keys of ``mock`` / headers ``x-mock-<key>``:
 
 With ``tools`` in the body, the answer calls the first tool (arguments ``{"city": "Paris"}``,
 streamed in two fragments, finish reason ``tool_calls``) unless the last message is a tool
-result; then it answers ``The tool said: <result>``.
+result; then it answers ``The tool said: <result>``. With a ``json_schema`` response format
+the answer is a JSON object made from the schema.
+
+``POST /v1/responses`` is OpenAI's Responses API, stateless (see ``bench/mock_responses.py``).
 
 ``GET /_stats`` returns counters (requests, streams started/completed/disconnected, active
 streams, the last request's headers); ``POST /_reset`` zeroes them.
@@ -39,6 +42,8 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from mock_responses import events as response_events
+from mock_responses import refusal, response_object, sample_json
 
 WORDS = ("mock", "upstream", "says", "hello", "to", "the", "gateway", "and", "its", "clients")
 
@@ -131,6 +136,10 @@ async def chat(request: web.Request) -> web.StreamResponse:
     last = (body.get("messages") or [{}])[-1]
     if body.get("tools") and last.get("role") == "tool":
         words = ["The tool said: ", str(last.get("content"))]
+    elif (body.get("response_format") or {}).get("type") == "json_schema":
+        answer = json.dumps(sample_json(body["response_format"].get("json_schema", {})
+                                        .get("schema")))
+        words = [answer[:len(answer) // 2], answer[len(answer) // 2:]]
 
     if not body.get("stream") and call is not None:
         return web.json_response({
@@ -214,6 +223,34 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def responses(request: web.Request) -> web.StreamResponse:
+    STATS["requests"] += 1
+    STATS["last_headers"] = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return web.json_response(_error_body(400), status=400)
+    STATS["last_body"] = body
+    status = int(request.headers.get("x-mock-status", 200))
+    if status != 200:
+        return web.json_response(_error_body(status), status=status)
+    refused = refusal(body)
+    if refused is not None:
+        return web.json_response(refused[1], status=refused[0])
+    response = response_object(body, int(request.headers.get("x-mock-tokens", 8)))
+    if not body.get("stream"):
+        return web.json_response(response)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    STATS["streams_started"] += 1
+    for event in response_events(response):
+        await resp.write(event)
+    await resp.write_eof()
+    STATS["streams_completed"] += 1
+    return resp
+
+
 async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [
         {"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}]})
@@ -231,6 +268,7 @@ async def reset(request: web.Request) -> web.Response:
 def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/responses", responses)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_stats", stats)
     app.router.add_post("/_reset", reset)

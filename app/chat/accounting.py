@@ -154,8 +154,8 @@ class Accounting:
         if trace.stream_error is not None:
             rec.inc(STREAM_ERRORS, (labels.deployment(trace.deployment),
                                     trace.stream_error.code or "error"))
-        if usage is not None:
-            rec.inc(TOKENS, (model, "prompt"), usage.prompt_tokens)
-            rec.inc(TOKENS, (model, "completion"), usage.completion_tokens)
+        if usage is not None:  # by client API too (chat.completions, messages, responses...)
+            rec.inc(TOKENS, (model, "prompt", trace.api), usage.prompt_tokens)
+            rec.inc(TOKENS, (model, "completion", trace.api), usage.completion_tokens)
         if cost:
-            rec.inc(COST, (model,), cost)
+            rec.inc(COST, (model, trace.api), cost)

@@ -4,6 +4,12 @@ A first-class provider (used by ``make run``, the tests and the benchmarks), not
 Timing is ``latency_ms`` before the response starts, then ``ttft_ms`` until the first token,
 then one token every ``interval_ms``. Sleeping uses ``time.sleep``, which the gevent worker
 has patched into a cooperative sleep.
+
+Like ``bench/mock_upstream.py``, it answers a request with ``tools`` by calling the first one
+(arguments made from its parameters' schema, streamed in two fragments) unless the last
+message is a tool result (then ``The tool said: <result>``), and a ``json_schema`` response
+format with a JSON object made from the schema, so tool and structured-output flows can be
+tried without a real model.
 """
 
 from __future__ import annotations
@@ -45,6 +51,56 @@ def completion_budget(body: dict[str, Any], configured: int) -> tuple[int, str]:
     return configured, "stop"
 
 
+def sample_json(schema: Any, root: Any = None) -> Any:
+    """A value that satisfies a (simple) JSON schema: ``$ref`` within it, enums, unions,
+    objects, arrays and scalars."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return sample_json(target, root)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return sample_json(schema[key][0], root)
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or isinstance(schema.get("properties"), dict):
+        return {name: sample_json(prop, root)
+                for name, prop in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [sample_json(schema.get("items") or {}, root)]
+    return {"string": "Paris", "integer": 2100000, "number": 1.5, "boolean": True}.get(
+        str(kind))
+
+
+def scripted_answer(body: dict[str, Any], count: int) -> tuple[list[str], dict[str, Any] | None]:
+    """The text pieces and the tool call (or None) the mock answers ``body`` with."""
+    messages = body.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages \
+        and isinstance(messages[-1], dict) else {}
+    tools = [t["function"] for t in body.get("tools") or []
+             if isinstance(t, dict) and isinstance(t.get("function"), dict)]
+    if last.get("role") == "tool":
+        return [f"The tool said: {last.get('content')}"], None
+    if tools:
+        arguments = orjson.dumps(sample_json(tools[0].get("parameters")) or {}).decode()
+        return [], {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                    "function": {"name": str(tools[0].get("name")), "arguments": arguments}}
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        text = orjson.dumps(sample_json(spec.get("schema") if isinstance(spec, dict) else None)
+                            ).decode()
+        return [text[:len(text) // 2], text[len(text) // 2:]], None
+    return mock_tokens(messages, count), None
+
+
 def _sleep_ms(ms: float) -> None:
     if ms > 0:
         time.sleep(ms / 1000.0)
@@ -67,6 +123,11 @@ class MockProvider(Provider):
         count, finish = completion_budget(request.body, params.tokens)
         _sleep_ms(params.latency_ms + params.ttft_ms + params.interval_ms * (count - 1))
         usage = self._usage(request, count)
+        pieces, call = scripted_answer(request.body, count)
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) or None,
+                                   "refusal": None}
+        if call is not None:
+            message["tool_calls"], finish = [call], "tool_calls"
         body = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -75,9 +136,7 @@ class MockProvider(Provider):
             "system_fingerprint": MOCK_FINGERPRINT,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content":
-                            "".join(mock_tokens(request.body.get("messages"), count)),
-                            "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish,
             }],
@@ -111,10 +170,17 @@ class MockProvider(Provider):
 
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         _sleep_ms(params.ttft_ms)
-        for i, token in enumerate(mock_tokens(request.body.get("messages"), count)):
+        pieces, call = scripted_answer(request.body, count)
+        for i, token in enumerate(pieces):
             if i:
                 _sleep_ms(params.interval_ms)
             yield chunk({"content": token})
+        if call is not None:
+            arguments, finish = call["function"]["arguments"], "tool_calls"
+            yield chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                         "function": {"name": call["function"]["name"],
+                                                      "arguments": arguments[:1]}}]})
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[1:]}}]})
         yield chunk({}, finish)
         if include_usage:
             yield sse_event({**base, "choices": [], "usage": {
