@@ -114,18 +114,18 @@ def response_object(body: dict[str, Any], words: int) -> dict[str, Any]:
         "max_output_tokens": body.get("max_output_tokens"), "max_tool_calls": None,
         "model": body.get("model", "mock"), "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": None, "prompt_cache_key": None,
-        "reasoning": {"effort": None, "summary": None}, "safety_identifier": None,
+        "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
         "service_tier": "default", "store": body.get("store", True),
         "temperature": body.get("temperature", 1.0),
         "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
         "top_logprobs": 0, "top_p": body.get("top_p", 1.0), "truncation": "disabled",
-        "usage": {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+        "usage": {"input_tokens": prompt,
+                  "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                   "output_tokens": completion,
                   "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": prompt + completion},
-        "user": None, "metadata": body.get("metadata") or {},
+        "metadata": body.get("metadata") or {},
     }
 
 

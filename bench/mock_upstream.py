@@ -269,6 +269,7 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/openai/v1/responses", responses)  # Azure OpenAI's v1 API
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_stats", stats)
     app.router.add_post("/_reset", reset)

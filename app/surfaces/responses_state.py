@@ -57,10 +57,13 @@ def item_resource(item: dict[str, Any]) -> dict[str, Any]:
     out = {**item, "type": kind}
     if kind == "message":
         content = item.get("content")
+        assistant = item.get("role") == "assistant"
         if isinstance(content, str):
-            out["content"] = [{"type": "output_text", "text": content, "annotations": []}
-                              if item.get("role") == "assistant"
-                              else {"type": "input_text", "text": content}]
+            content = [{"type": "output_text" if assistant else "input_text", "text": content}]
+        if isinstance(content, list):  # (validated by the translation: parts are objects)
+            out["content"] = [{"annotations": [], "logprobs": [], **part}
+                              if assistant and part.get("type") == "output_text" else part
+                              for part in content]
         out.setdefault("id", new_id("msg_"))
     elif kind == "function_call":
         out.setdefault("id", function_call_id(str(item.get("call_id") or "")))
