@@ -124,14 +124,14 @@ def test_a_deleted_response_breaks_the_chain_that_follows_it(client: FlaskClient
 def test_a_response_is_its_keys_and_its_teams(client: FlaskClient) -> None:
     alice = new_key(client, "alice", team="search")
     colleague = new_key(client, "colleague", team="search")
-    loner, outsider = new_key(client, "loner"), new_key(client, "outsider", team="ads")
+    solo, outsider = new_key(client, "solo"), new_key(client, "outsider", team="ads")
     mine = create(client, alice)
     for key in (alice, colleague):  # the creator's team: see, list, continue
         assert client.get(f"/v1/responses/{mine['id']}", headers=key).status_code == 200
         assert client.get(f"/v1/responses/{mine['id']}/input_items",
                           headers=key).status_code == 200
         create(client, key, previous_response_id=mine["id"])
-    for key in (loner, outsider, AUTH):  # anyone else: as if it did not exist
+    for key in (solo, outsider, AUTH):  # anyone else: as if it did not exist
         error = client.get(f"/v1/responses/{mine['id']}", headers=key).get_json()["error"]
         assert error == {"message": f"Response with id '{mine['id']}' not found.",
                          "type": "invalid_request_error", "param": "response_id",
@@ -140,9 +140,9 @@ def test_a_response_is_its_keys_and_its_teams(client: FlaskClient) -> None:
                           headers=key).status_code == 404
         assert client.delete(f"/v1/responses/{mine['id']}", headers=key).status_code == 404
         create(client, key, 400, previous_response_id=mine["id"])
-    lonely = create(client, loner)  # a key without a team: its own only
+    lonely = create(client, solo)  # a key without a team: its own only
     assert client.get(f"/v1/responses/{lonely['id']}", headers=alice).status_code == 404
-    assert client.get(f"/v1/responses/{lonely['id']}", headers=loner).status_code == 200
+    assert client.get(f"/v1/responses/{lonely['id']}", headers=solo).status_code == 200
     assert client.delete(f"/v1/responses/{mine['id']}", headers=colleague).status_code == 200
 
 
