@@ -229,6 +229,11 @@ def test_the_keys_rate_limit_applies(client: FlaskClient) -> None:
         assert resp.headers["x-ratelimit-remaining-requests"] == "0"
 
 
+def test_a_spent_budget_is_openais_insufficient_quota(client: FlaskClient) -> None:
+    error = create(client, new_key(client, "broke", max_budget=0.0), 429)["error"]
+    assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
+
+
 def test_usage_records_and_metrics_say_responses(client: FlaskClient) -> None:
     gw = client.application.extensions["neuroroute"]
     create(client, headers={**AUTH, "X-Request-ID": "resp-usage-1"})
