@@ -10,11 +10,11 @@ upstream was paid for it), and continuing from it is then a 400
 ``previous_response_not_found``.
 
 **Retention.** A response is kept ``NEUROROUTE_RESPONSES_RETENTION_DAYS`` (30) after it, or
-a later response continuing its conversation, was stored: a conversation in use is kept as a
-whole. Older ones are invisible at once (reads are bounded by the window) and deleted by the
-purge: in the background (a greenlet in a worker) after a write, at most once per
-:data:`PURGE_INTERVAL_S` per process, in batches; or by ``flask responses purge``. ``0``
-keeps them for ever.
+a later response continuing its conversation, was stored (to the hour: :data:`REFRESH_EVERY`):
+a conversation in use is kept as a whole. Older ones are invisible at once (reads are bounded
+by the window) and deleted by the purge: in the background (a greenlet in a worker) after a
+write, at most once per :data:`PURGE_INTERVAL_S` per process, in batches; or by ``flask
+responses purge``. ``0`` keeps them for ever.
 
 Database failures on a read are a 503 ``response_store_unavailable``: the gateway never
 answers "not found" for a response it could not look up.
@@ -41,6 +41,8 @@ from app.surfaces.responses_store import MAX_CHAIN, StoredResponse, load_history
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_S = 3600.0
+# A conversation's earlier responses are marked active again at most this often.
+REFRESH_EVERY = timedelta(hours=1)
 PURGE_BATCH = 1000  # rows per delete statement; the event loop is handed back between two
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -130,9 +132,10 @@ class ResponseStore:
         """Store a response (``chain``: the responses it continues); never raises: a failure
         is logged and counted, and False returned."""
         try:
+            now = self.now()
             with self.db.session() as session:
-                repo.save(session, owner=owner, data=dict(stored), model=model,
-                          now=self.now(), chain=chain)
+                repo.save(session, owner=owner, data=dict(stored), model=model, now=now,
+                          chain=chain, refresh_before=now - REFRESH_EVERY)
         except Exception:  # noqa: BLE001 - the client gets its answer anyway; said loudly here
             STORE_FAILURES.inc()
             log.exception("response not stored", extra={"response_id": stored["id"],

@@ -36,14 +36,18 @@ def _visible(row: Any, owner: Owner, since: datetime) -> ColumnElement[bool]:
 
 
 def save(session: Session, *, owner: Owner, data: dict[str, Any], model: str | None,
-         now: datetime, chain: Sequence[str] = ()) -> None:
+         now: datetime, chain: Sequence[str] = (), refresh_before: datetime | None = None
+         ) -> None:
     """Store a response (``data["id"]``); the responses of its conversation (``chain``, the
-    ids it continues) become active ``now`` too, so the conversation is kept as a whole."""
+    ids it continues) become active ``now`` too, so the conversation is kept as a whole.
+    Only those last active before ``refresh_before`` are rewritten: a long conversation in
+    use costs an index lookup per turn, not a write of every earlier response."""
     session.add(ResponseRow(id=data["id"], key_id=owner.key_id, team_id=owner.team_id,
                             previous_response_id=data.get("previous_response_id"),
                             model=model, created_at=now, active_at=now, data=data))
     if chain:
-        session.execute(update(ResponseRow).where(ResponseRow.id.in_(list(chain)))
+        stale = ResponseRow.active_at < (refresh_before or now)
+        session.execute(update(ResponseRow).where(ResponseRow.id.in_(list(chain)), stale)
                         .values(active_at=now))
 
 

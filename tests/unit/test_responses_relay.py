@@ -18,10 +18,12 @@ from app import create_app
 from app.settings import load_settings
 from bench.mock_responses import events as native_events
 from bench.mock_responses import response_object
+from tests import anthropic_fixtures as anthropic
 from tests.conftest import AUTH, MASTER_KEY, UPSTREAM
 from tests.unit.test_openai_provider import COMPLETION, chunk, sse
 from tests.unit.test_responses_api import create, events
 
+ANTHROPIC = "http://anthropic.test/v1"
 NATIVE = f"{UPSTREAM}/responses"
 CHAT = f"{UPSTREAM}/chat/completions"
 MODELS: list[dict[str, Any]] = [
@@ -31,6 +33,8 @@ MODELS: list[dict[str, Any]] = [
     {"name": "azure", "provider": "azure", "model": "gpt-az", "api_base": "http://az.test",
      "api_version": "2025-04-01-preview", "api_key": "az-key", "responses_api": True},
     {"name": "cached", "provider": "mock", "model": "mock-c", "cache": {"ttl": 60}},
+    {"name": "claude", "provider": "anthropic", "model": "claude-x", "api_base": ANTHROPIC,
+     "api_key": "sk-ant"},
 ]
 ROUTING = {"router_settings": {"retries": 0}, "groups": {"native": {"fallbacks": ["chat"]}}}
 
@@ -164,3 +168,25 @@ def test_a_stream_cut_short_is_stored_as_failed(client: FlaskClient) -> None:
     stored = client.get(f"/v1/responses/{failed['id']}", headers=AUTH).get_json()
     assert stored["status"] == "failed"
     assert stored["output"][0]["content"][0]["text"] == "Hel"
+
+
+@responses.activate
+def test_anthropic_through_the_chat_translation(client: FlaskClient) -> None:
+    responses.add(responses.POST, f"{ANTHROPIC}/messages", json=anthropic.message(
+        [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"q": "x"}}],
+        stop_reason="tool_use"))
+    first = create(client, model="claude", instructions="Be brief.", input="Find x",
+                   tools=[{"type": "function", "name": "lookup",
+                           "parameters": {"type": "object"}}])
+    sent = upstream_body()
+    assert (sent["system"], sent["tools"][0]["name"]) == ("Be brief.", "lookup")
+    call = first["output"][0]
+    assert (call["type"], call["call_id"], call["arguments"]) == (
+        "function_call", "toolu_1", '{"q":"x"}')
+    responses.replace(responses.POST, f"{ANTHROPIC}/messages",
+                      json=anthropic.message([{"type": "text", "text": "x is 42."}]))
+    second = create(client, model="claude", previous_response_id=first["id"], input=[
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "42"}])
+    assert second["output"][0]["content"][0]["text"] == "x is 42."
+    assert [m["role"] for m in upstream_body()["messages"]] == ["user", "assistant", "user"]
+    assert upstream_body()["messages"][2]["content"][0]["type"] == "tool_result"

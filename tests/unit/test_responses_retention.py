@@ -158,3 +158,21 @@ def test_a_failed_write_is_logged_and_the_answer_still_sent(
         assert resp.status_code == 503
         assert resp.get_json()["error"]["code"] == "response_store_unavailable"
 
+
+
+def test_a_conversations_earlier_responses_are_refreshed_at_most_hourly(
+        app: Flask, client: FlaskClient, clock: Clock) -> None:
+    def active_at(response_id: str) -> float:
+        with app.extensions["neuroroute"].db.session() as session:
+            row = session.get(ResponseRow, response_id)
+            assert row is not None
+            return row.active_at.timestamp()
+
+    first = create(client)
+    started = clock.now
+    clock.now += 600
+    second = create(client, previous_response_id=first["id"])
+    assert active_at(first["id"]) == pytest.approx(started)  # recent enough: not rewritten
+    clock.now += 3601  # the second is now more than an hour old too
+    create(client, previous_response_id=second["id"])
+    assert active_at(first["id"]) == active_at(second["id"]) == pytest.approx(clock.now)
