@@ -9,5 +9,6 @@ surface's answer. What both surfaces read from a chat answer is in :mod:`.chat` 
 * Anthropic Messages (``POST /v1/messages``): :mod:`.messages_request`, :mod:`.messages`,
   :mod:`.messages_stream`
 * OpenAI Responses (``POST /v1/responses``): :mod:`.responses_request`,
-  :mod:`.responses_store`, :mod:`.responses`, :mod:`.responses_stream`
+  :mod:`.responses_store`, :mod:`.responses`, :mod:`.responses_stream`, and the gateway's
+  side of the conversation state (stateless relays, stored items) in :mod:`.responses_state`
 """

@@ -1,9 +1,10 @@
 """A stand-in for the wiring the surfaces are made for, without HTTP or a database.
 
-It does what the gateway's ``/v1/messages`` and ``/v1/responses`` views will do with the
-translation layer: translate the SDK's request into a chat body, hand it to a chat upstream
-(a function of the chat body, or a real provider), and translate the chat answer or stream
-back; errors are rendered the surface's way. Tests put the real SDKs in front of it
+It does what the gateway's ``/v1/messages`` and ``/v1/responses`` views do with the
+translation layer (their real wiring: :mod:`app.chat.surfaces`, :mod:`app.chat.responses`):
+translate the SDK's request into a chat body, hand it to a chat upstream (a function of the
+chat body, or a real provider), and translate the chat answer or stream back; errors are
+rendered the surface's way. Tests put the real SDKs in front of it
 (:mod:`tests.unit.surfaces.sdk`), so a request goes SDK -> translation -> chat -> translation
 -> SDK.
 """
