@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, *,
     from app.api import (
         admin,
         chat,
+        completions,
         docs,
+        embeddings,
         health,
         messages,
         models,
@@ -45,7 +47,8 @@ def create_app(settings: Settings | None = None, *,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
-    for blueprint in (chat.bp, messages.bp, models.bp, health.bp, admin.bp, docs.bp):
+    for blueprint in (chat.bp, messages.bp, embeddings.bp, completions.bp, models.bp, health.bp,
+                      admin.bp, docs.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
     gw = build_gateway(app, settings, authenticator=authenticator)

@@ -31,6 +31,9 @@ UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
 MESSAGES_EXAMPLE = "MessagesHello"
+EMBEDDINGS_EXAMPLE = "EmbeddingsHello"
+COMPLETIONS_EXAMPLE = "CompletionsHello"
+COMPLETIONS_STREAM_EXAMPLE = "CompletionsHelloStream"
 _DOC_KEY = "neuroroute.openapi"
 
 
@@ -59,7 +62,27 @@ def create_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.example(MESSAGES_EXAMPLE, {
         "summary": f"Say hello to {model} (Messages API)",
         "value": {"model": model, "max_tokens": 256, "messages": hello["messages"]}})
+    _relayed_examples(api, settings)
     return api
+
+
+def _relayed_examples(api: Api, settings: Settings) -> None:
+    """Examples of embeddings and text completions, for the first model serving each."""
+    def serving(family: str) -> str:
+        deployments = settings.deployments
+        return next((d.name for d in deployments if family in d.endpoints), deployments[0].name)
+
+    model = serving("embeddings")
+    api.spec.components.example(EMBEDDINGS_EXAMPLE, {
+        "summary": f"Embed two texts with {model}",
+        "value": {"model": model, "input": ["Hello!", "Bonjour !"], "encoding_format": "float"}})
+    model = serving("completions")
+    prompt = {"model": model, "prompt": "Say hello", "max_tokens": 16}
+    api.spec.components.example(COMPLETIONS_EXAMPLE, {
+        "summary": f"Complete a prompt with {model}", "value": prompt})
+    api.spec.components.example(COMPLETIONS_STREAM_EXAMPLE, {
+        "summary": "The same, streamed (server-sent events)",
+        "value": {**prompt, "stream": True, "stream_options": {"include_usage": True}}})
 
 
 @bp.get("/openapi.json")
