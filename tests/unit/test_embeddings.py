@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth.service import Principal
+from app.settings import load_settings
 from app.tokens import estimate_input_tokens
 from tests.conftest import AUTH, UPSTREAM
 from tests.openai_spec import assert_valid
@@ -299,3 +300,15 @@ def test_models_say_which_endpoints_each_serves(client: FlaskClient) -> None:
 ])
 def test_input_token_estimate(value: Any, tokens: int) -> None:
     assert estimate_input_tokens(value) == tokens
+
+
+def test_readme_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Embeddings and text completions", 1)[1]
+    path = tmp_path / "relayed.yaml"
+    path.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    settings = load_settings({"NEUROROUTE_MASTER_KEY": "sk-test-master",
+                              "NEUROROUTE_CONFIG": str(path), "OPENAI_API_KEY": "k",
+                              "AZURE_OPENAI_API_KEY": "k"})
+    assert [(d.provider, set(d.endpoints)) for d in settings.deployments] == [
+        ("openai", {"embeddings"}), ("vllm", {"embeddings"}), ("azure", {"completions"})]
