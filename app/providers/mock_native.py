@@ -30,6 +30,10 @@ from app.streaming import DONE_EVENT, sse_event
 
 DEFAULT_DIMENSIONS = 16
 MAX_DIMENSIONS = 3072  # text-embedding-3-large's size; more is refused as OpenAI would
+# What one answer may hold (a mock must not let one request take a worker's memory): vector
+# values (inputs x dimensions), and text completion choices (prompts x n).
+MAX_VALUES = 2**20
+MAX_CHOICES = 2048
 
 
 def input_items(value: Any) -> list[Any]:
@@ -59,18 +63,20 @@ def _base64(vector: array[float]) -> str:
 
 
 def embeddings_answer(request: ChatRequest, model: str) -> ChatResult:
-    """The embeddings list for ``request`` (raises InvalidRequestError for ``dimensions``
-    above :data:`MAX_DIMENSIONS`)."""
+    """The embeddings list for ``request``. Raises InvalidRequestError (400) for more than
+    :data:`MAX_DIMENSIONS` dimensions or :data:`MAX_VALUES` values."""
     body = request.native or request.body
-    dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS
-    if dimensions > MAX_DIMENSIONS:
+    dimensions = int(body.get("dimensions") or DEFAULT_DIMENSIONS)
+    items = input_items(body.get("input"))
+    if dimensions > MAX_DIMENSIONS or dimensions * len(items) > MAX_VALUES:
         raise InvalidRequestError(f"Invalid value for 'dimensions': the mock model has at "
-                                  f"most {MAX_DIMENSIONS}.", param="dimensions",
+                                  f"most {MAX_DIMENSIONS}, and answers at most {MAX_VALUES} "
+                                  f"values (inputs x dimensions).", param="dimensions",
                                   code="invalid_value")
     encode = _base64 if body.get("encoding_format") == "base64" else array.tolist
     data = [{"object": "embedding", "index": index,
-             "embedding": encode(mock_vector(item, int(dimensions)))}
-            for index, item in enumerate(input_items(body.get("input")))]
+             "embedding": encode(mock_vector(item, dimensions))}
+            for index, item in enumerate(items)]
     prompt = request.prompt_tokens
     usage = Usage(prompt, 0, prompt)
     answer = {"object": "list", "data": data, "model": model,
@@ -79,7 +85,8 @@ def embeddings_answer(request: ChatRequest, model: str) -> ChatResult:
 
 
 class TextCompletion:
-    """One text completion request's answer: its choices' texts, finish reason and usage."""
+    """One text completion request's answer: its choices' texts, finish reason and usage
+    (raises InvalidRequestError, 400, for more than :data:`MAX_CHOICES` choices)."""
 
     def __init__(self, request: ChatRequest, model: str, *, budget: tuple[int, str],
                  words: Callable[[Any, int], list[str]]) -> None:
@@ -91,6 +98,9 @@ class TextCompletion:
         n = body.get("n") or 1
         echo = body.get("echo") is True
         self.prompts = input_items(body.get("prompt"))
+        if len(self.prompts) * n > MAX_CHOICES:
+            raise InvalidRequestError(f"The mock model answers at most {MAX_CHOICES} choices "
+                                      f"(prompts x n).", param="n", code="invalid_value")
         self.choices: list[tuple[str, list[str]]] = []  # (echoed prompt, tokens) per choice
         for prompt in self.prompts:
             tokens = words([{"content": prompt}], self.count) if self.count else []

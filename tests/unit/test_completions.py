@@ -87,6 +87,8 @@ def test_mock_prompts_n_echo_and_max_tokens(client: FlaskClient) -> None:
     assert answer["usage"]["completion_tokens"] == 8
     tokens = complete(client, prompt=[[1, 2, 3], [4]]).get_json()
     assert len(tokens["choices"]) == 2 and tokens["usage"]["prompt_tokens"] == 4
+    too_many = complete(client, prompt=["a"] * 100, n=21)  # 2100 choices, over 2048
+    assert too_many.status_code == 400 and too_many.get_json()["error"]["param"] == "n"
 
 
 @pytest.mark.parametrize("include_usage", [False, True])

@@ -96,8 +96,11 @@ def test_mock_vectors_are_deterministic_per_input_and_honour_dimensions(
     # shortened as OpenAI shortens: the longer vector's start, renormalized
     norm = math.sqrt(sum(v * v for v in first[0][:4]))
     assert vector == pytest.approx([v / norm for v in first[0][:4]], rel=1e-5)
-    too_many = embed(client, input="alpha", dimensions=100_000)
-    assert too_many.status_code == 400 and too_many.get_json()["error"]["param"] == "dimensions"
+    for body in ({"input": "alpha", "dimensions": 3073},  # more than the mock has
+                 {"input": ["x"] * 2048, "dimensions": 1024}):  # 2**21 values: too many
+        too_many = embed(client, **body)
+        assert too_many.status_code == 400
+        assert too_many.get_json()["error"]["param"] == "dimensions"
 
 
 # --- validation ---------------------------------------------------------------------------
