@@ -15,6 +15,7 @@ import pytest
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
+from openapi_spec_validator import validate
 
 from app.auth.service import Principal
 from app.settings import load_settings
@@ -315,3 +316,21 @@ def test_readme_example_is_a_valid_config(tmp_path: Path) -> None:
                               "AZURE_OPENAI_API_KEY": "k"})
     assert [(d.provider, set(d.endpoints)) for d in settings.deployments] == [
         ("openai", {"embeddings"}), ("vllm", {"embeddings"}), ("azure", {"completions"})]
+
+
+def test_the_document_describes_both_apis_and_their_examples_answer(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").get_json()
+    validate(doc)
+    for path, answer in (("/v1/embeddings", "EmbeddingList"), ("/v1/completions", "Completion")):
+        op = doc["paths"][path]["post"]
+        content = op["responses"]["200"]["content"]
+        assert content["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{answer}"}
+        assert ("text/event-stream" in content) is (path == "/v1/completions")
+        assert "model_not_supported" in op["responses"]["400"]["description"]
+        examples = op["requestBody"]["content"]["application/json"]["examples"].values()
+        for ref in examples:
+            example = doc["components"]["examples"][ref["$ref"].rsplit("/", 1)[1]]["value"]
+            assert example["model"] == "mock-embed"  # the first model serving the API
+            resp = post(client, path, example)
+            assert resp.status_code == 200, resp.get_data(as_text=True)
