@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *,
     from app.api.headers import register_browser_headers
     from app.api.limits import AuthFailureLimit
     from app.cli import register_cli
+    from app.console import session as console_session
     from app.gateway import build_gateway
     from app.logs import configure_logging
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
-    for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp):
+    for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp, console_session.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
     gw = build_gateway(app, settings, authenticator=authenticator)
