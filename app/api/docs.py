@@ -26,8 +26,10 @@ assets = flask.Blueprint("docs_assets", __name__)
 SWAGGER_UI_DIR = SWAGGER_UI_PY_ROOT / "static"
 SWAGGER_UI_FILES = frozenset(("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png",
                               "favicon-16x16.png"))
-# Endpoints that are plumbing (static files of the UI), not part of the API.
-UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
+# Endpoints that are plumbing (static files of the UI, the operator console's pages), not
+# part of the API.
+UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset", "console.page",
+                          "console.static"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
 _DOC_KEY = "neuroroute.openapi"

@@ -4,14 +4,17 @@ sessions across processes, sign-out, and the pages' files and headers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.http import parse_cookie
 
 from app import create_app
 from app.auth.sessions import CSRF_HEADER, SECURE_SESSION_COOKIE, SESSION_COOKIE
+from app.http_headers import CONSOLE_CSP
 from app.settings import ConfigError
 from tests.conftest import AUTH, MASTER_KEY, SettingsFactory, chat_body
 
@@ -242,3 +245,65 @@ def test_secret_key_is_checked_and_redacted(make_settings: SettingsFactory) -> N
     assert "z" * 32 not in str(public) and "z" * 32 not in repr(settings)
     client = create_app(settings).test_client()
     assert set_cookie(client.post("/ui/session", headers=AUTH))["max-age"] == "60"
+
+
+# -- the pages -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ui", "/ui/", "/ui/keys", "/ui/usage", "/ui/routing",
+                                  "/ui/audit"])
+def test_pages_are_one_shell_with_a_strict_csp_and_no_inline_script(
+        client: FlaskClient, path: str) -> None:
+    resp = client.get(path + "?start=2026-01-01")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    assert resp.headers["Content-Security-Policy"] == CONSOLE_CSP
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    html = resp.get_data(as_text=True)
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # every script is a file
+    assert " style=" not in html and "<style" not in html
+    assert "http://" not in html and "https://" not in html  # nothing from elsewhere
+    for url in re.findall(r'(?:src|href)="(/ui/static/[^"]+)"', html):
+        with client.get(url) as asset:
+            assert asset.status_code == 200, url
+            assert asset.headers["Content-Security-Policy"] == CONSOLE_CSP
+            assert asset.headers["Cache-Control"] == "no-cache"
+
+
+def test_every_static_file_is_served_with_its_type(client: FlaskClient) -> None:
+    expected = {"app.js": "text/javascript", "api.js": "text/javascript",
+                "dom.js": "text/javascript", "chart.js": "text/javascript",
+                "pages/keys.js": "text/javascript", "pages/usage.js": "text/javascript",
+                "pages/routing.js": "text/javascript", "pages/audit.js": "text/javascript",
+                "console.css": "text/css", "favicon.svg": "image/svg+xml"}
+    for name, mimetype in expected.items():
+        with client.get(f"/ui/static/{name}") as resp:
+            assert resp.status_code == 200 and resp.mimetype == mimetype, name
+            text = resp.get_data(as_text=True)
+            assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), name
+            assert "https://" not in text and "innerHTML" not in text, name
+    for path in ("/ui/static/nope.js", "/ui/static/../session.py", "/ui/elsewhere"):
+        assert_envelope(client.get(path), 404, "unknown_url")
+
+
+def test_the_shell_holds_no_data(client: FlaskClient) -> None:
+    """The shell holds no data: without a session the script only shows the sign-in form."""
+    html = client.get("/ui/keys").get_data(as_text=True)
+    assert "key_" not in html and 'id="sign-in-form"' in html
+    assert parse_cookie(client.get("/ui").headers.get("Set-Cookie", "")) == {}
+
+
+def test_usage_can_be_filtered_by_deployment(make_settings: SettingsFactory) -> None:
+    """The usage page draws each of the largest deployments' days with this filter."""
+    models = [{"name": "m", "id": "m-a", "provider": "mock", "model": "m", "weight": 1},
+              {"name": "n", "id": "n-a", "provider": "mock", "model": "n"}]
+    app = create_app(make_settings(models))
+    client = app.test_client()
+    for model in ("m", "m", "n"):
+        with client.post("/v1/chat/completions", json=chat_body(model), headers=AUTH) as resp:
+            assert resp.status_code == 200
+    assert app.extensions["neuroroute"].usage_writer.flush(timeout=5)
+    report = client.get("/admin/usage?group_by=day&deployment=m-a", headers=AUTH).get_json()
+    assert report["totals"]["requests"] == 2 and report["groups"][0]["requests"] == 2
+    by_deployment = client.get("/admin/usage?group_by=deployment", headers=AUTH).get_json()
+    assert {g["group"]: g["requests"] for g in by_deployment["groups"]} == {"m-a": 2, "n-a": 1}
