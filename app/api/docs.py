@@ -46,7 +46,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
                                 "param, code}}`."}})
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
-        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`)"})
+        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`). "
+                       "`/admin/*` also takes the operator console's session cookie "
+                       "(`POST /ui/session`) instead, with `X-CSRF-Token` on every change."})
     # Named in the stream event's contentSchema (a JSON string in `data`), so not found by
     # the schema resolver on its own.
     api.spec.components.schema("ChatCompletionChunk", schema=ChatCompletionChunkSchema)

@@ -19,9 +19,8 @@ export function mount(view, ctx) {
   const pause = h("button", {type: "button", class: "quiet", "aria-pressed": "false",
                              onclick: () => {
                                paused = !paused;
+                               // A toggle keeps its name; aria-pressed says its state.
                                pause.setAttribute("aria-pressed", String(paused));
-                               pause.textContent = paused ? "Resume live updates"
-                                                          : "Pause live updates";
                                if (!paused) refresh();
                              }}, "Pause live updates");
   const groups = h("div", {id: "routing-groups"});
