@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, *,
         chat,
         docs,
         health,
+        messages,
         models,
         register_auth_enforcement,
         register_request_hooks,
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None, *,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
-    for blueprint in (chat.bp, models.bp, health.bp, admin.bp, docs.bp, console_session.bp):
+    for blueprint in (chat.bp, messages.bp, models.bp, health.bp, admin.bp, docs.bp,
+                      console_session.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
     app.register_blueprint(console.bp)  # the operator console's page and files (/ui)

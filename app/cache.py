@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 KEY_FIELDS = ("model", "messages", "temperature", "top_p", "n", "stop", "max_tokens",
               "max_completion_tokens", "seed", "tools", "tool_choice", "response_format",
               "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
-              "top_logprobs", "functions", "function_call", "reasoning_effort", "modalities")
+              "top_logprobs", "functions", "function_call", "reasoning_effort", "modalities",
+              # embeddings and legacy completions
+              "input", "encoding_format", "dimensions", "prompt", "suffix", "echo", "best_of")
 
 HIT, MISS, SKIP = "hit", "miss", "skip"
 REPLAY_PIECES = 8  # a cached answer is replayed in a few chunks, like a real stream
@@ -53,10 +55,13 @@ class Lookup:
     read: bool = False  # the entry still has to be read (see ResponseCache.redis_key)
 
 
-def cache_key(body: dict[str, Any], scope: str) -> str:
+def cache_key(body: dict[str, Any], scope: str, api: str = "chat.completions") -> str:
+    """The entry of ``body`` (the pipeline's request body) for a client of ``api``: each API
+    has its own entries, as what is stored is the answer in that API."""
     canonical = {name: body[name] for name in KEY_FIELDS if name in body}
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"chat:{scope}:{digest}"
+    prefix = "chat" if api == "chat.completions" else api
+    return f"{prefix}:{scope}:{digest}"
 
 
 def scope_for(policy: CachePolicy, *, key_id: str, team_id: str | None) -> str:
@@ -87,14 +92,15 @@ class ResponseCache:
         self.healthy = True
 
     def plan(self, body: dict[str, Any], policy: CachePolicy | None, *, key_id: str,
-             team_id: str | None, cache_control: str) -> Lookup:
+             team_id: str | None, cache_control: str,
+             api: str = "chat.completions") -> Lookup:
         """What to do for this request: skip, fetch fresh (``no-cache``), or look up."""
         if policy is None:
             return Lookup(SKIP)
         directives = {d.strip().lower() for d in cache_control.split(",") if d.strip()}
         if "no-store" in directives:
             return Lookup(SKIP)
-        key = cache_key(body, scope_for(policy, key_id=key_id, team_id=team_id))
+        key = cache_key(body, scope_for(policy, key_id=key_id, team_id=team_id), api)
         ttl = policy.ttl or self.default_ttl
         if "no-cache" in directives:
             return Lookup(MISS, key, ttl)  # fetch fresh, but keep the fresh answer

@@ -37,7 +37,10 @@ EXPOSED_HEADERS = tuple(dict.fromkeys((REQUEST_ID, WORKER, RETRY_AFTER, *ROUTING
                                        *CHAT_HEADERS)))
 # What a browser may send: the key, JSON bodies, and the gateway's own request headers.
 ALLOWED_HEADERS = ("Authorization", "Content-Type", REQUEST_ID, "x-neuroroute-fallbacks",
-                   "Cache-Control")
+                   "Cache-Control",
+                   # Anthropic's clients (the Messages API): their key, version and betas
+                   "x-api-key", "anthropic-version", "anthropic-beta",
+                   "anthropic-dangerous-direct-browser-access")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",  # a JSON answer is never sniffed into HTML

@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from app.providers.kinds import DEFAULT_API_BASES
+from app.providers.kinds import DEFAULT_API_BASES, DEFAULT_ENDPOINTS
 from app.schemas.config import ConfigFileSchema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +107,10 @@ class Deployment:
     max_input_tokens: int | None = None
     capabilities: frozenset[str] = frozenset()
     tier: str | None = None
+    # The client APIs' families it serves: chat (chat completions, and Messages and Responses
+    # through them), embeddings, completions (legacy text completions).
+    endpoints: frozenset[str] = frozenset({"chat"})
+    responses_api: bool = False  # openai/azure: the upstream speaks the Responses API itself
 
     def public_dict(self) -> dict[str, Any]:
         """The deployment without secrets (for the admin API and logs)."""
@@ -138,6 +142,8 @@ class Deployment:
             "max_input_tokens": self.max_input_tokens,
             "capabilities": sorted(self.capabilities),
             "tier": self.tier,
+            "endpoints": sorted(self.endpoints),
+            "responses_api": self.responses_api,
         }
 
 
@@ -470,6 +476,10 @@ def _check_provider_fields(entry: Mapping[str, Any], where: str) -> None:
                           f"(e.g. 2024-10-21)")
     if entry.get("api_key") and entry.get("auth"):
         raise ConfigError(f"{where}.auth: give either api_key or auth, not both")
+    if provider == "anthropic" and set(entry.get("endpoints") or ()) - {"chat"}:
+        raise ConfigError(f"{where}.endpoints: provider 'anthropic' serves chat only")
+    if entry.get("responses_api") and provider in ("mock", "anthropic"):
+        raise ConfigError(f"{where}.responses_api: only for OpenAI-compatible providers")
 
 
 def _oauth2_config(raw: Mapping[str, Any] | None, where: str,
@@ -521,6 +531,9 @@ def build_deployment(entry: Mapping[str, Any], *, dep_id: str, where: str,
         max_input_tokens=entry.get("max_input_tokens"),
         capabilities=frozenset(entry.get("capabilities") or ()),
         tier=entry.get("tier"),
+        endpoints=frozenset(entry.get("endpoints") or DEFAULT_ENDPOINTS.get(entry["provider"],
+                                                                            ("chat",))),
+        responses_api=entry.get("responses_api", False),
     )
 
 

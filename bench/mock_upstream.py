@@ -20,6 +20,10 @@ Keys of ``mock`` / headers ``x-mock-<key>``:
   stall_body_ms  non-stream: send the headers and half the body, then wait this long
   prompt_tokens  the prompt tokens reported in ``usage`` (default: about characters / 4)
 
+With ``tools`` in the body, the answer calls the first tool (arguments ``{"city": "Paris"}``,
+streamed in two fragments, finish reason ``tool_calls``) unless the last message is a tool
+result; then it answers ``The tool said: <result>``.
+
 ``GET /_stats`` returns counters (requests, streams started/completed/disconnected, active
 streams, the last request's headers); ``POST /_reset`` zeroes them.
 """
@@ -70,6 +74,17 @@ def _chunk(base: bytes, delta: dict[str, Any], finish: str | None) -> bytes:
     return base + b'"choices":[' + choice.encode() + b"]}\n\n"
 
 
+def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The tool call to answer with (see the module docstring), or None."""
+    tools = body.get("tools")
+    messages = body.get("messages") or [{}]
+    if not tools or messages[-1].get("role") == "tool":
+        return None
+    name = tools[0].get("function", {}).get("name", "tool")
+    return {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps({"city": "Paris"})}}
+
+
 async def chat(request: web.Request) -> web.StreamResponse:
     STATS["requests"] += 1
     STATS["last_request_at"] = time.time()  # wall clock: compared with Redis MONITOR times
@@ -112,7 +127,18 @@ async def chat(request: web.Request) -> web.StreamResponse:
     usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens,
              "total_tokens": prompt_tokens + tokens}
     words = [WORDS[i % len(WORDS)] + (" " if i < tokens - 1 else "") for i in range(tokens)]
+    call = _tool_call(body)
+    last = (body.get("messages") or [{}])[-1]
+    if body.get("tools") and last.get("role") == "tool":
+        words = ["The tool said: ", str(last.get("content"))]
 
+    if not body.get("stream") and call is not None:
+        return web.json_response({
+            "id": cid, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
+                         "message": {"role": "assistant", "content": None, "refusal": None,
+                                     "tool_calls": [call]}}],
+            "usage": usage})
     if not body.get("stream"):
         if ttft or interval:
             await asyncio.sleep((ttft + interval * max(tokens - 1, 0)) / 1000)
@@ -149,7 +175,16 @@ async def chat(request: web.Request) -> web.StreamResponse:
         head["usage"] = None
     base = b"data: " + json.dumps(head)[:-1].encode() + b","
     events = [_chunk(base, {"role": "assistant", "content": ""}, None)]
-    events += [_chunk(base, {"content": w}, None) for w in words]
+    if call is not None:
+        args = call["function"]["arguments"]
+        events.append(_chunk(base, {"tool_calls": [{
+            "index": 0, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": args[:5]}}]}, None))
+        events.append(_chunk(base, {"tool_calls": [{
+            "index": 0, "function": {"arguments": args[5:]}}]}, None))
+        finish = "tool_calls"
+    else:
+        events += [_chunk(base, {"content": w}, None) for w in words]
     events.append(_chunk(base, {}, finish))
     if include_usage:
         events.append(b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode()

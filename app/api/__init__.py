@@ -7,6 +7,7 @@ import re
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.datastructures import Headers
 
 from app.api.observe import Observer, RequestLog
 from app.auth.service import Principal
@@ -70,16 +71,26 @@ def register_request_hooks(app: Flask, gw: Gateway) -> None:
         return response
 
 
+def credentials(headers: Headers) -> str | None:
+    """The ``Authorization`` header; Anthropic's clients send their key as ``x-api-key``."""
+    value = headers.get("Authorization")
+    if value is None:
+        key = headers.get("x-api-key")
+        if key:
+            return f"Bearer {key}"
+    return value
+
+
 def _authenticate(gw: Gateway) -> Principal:
-    """The bearer key's principal; on /admin/* without one, the console session's, if sent
-    (with the CSRF token checked for a change)."""
-    authorization = request.headers.get("Authorization")
-    if authorization is None and request.path.startswith(SESSION_PREFIX):
+    """The key's principal; on /admin/* without one, the console session's, if sent (with
+    the CSRF token checked for a change)."""
+    presented = credentials(request.headers)
+    if presented is None and request.path.startswith(SESSION_PREFIX):
         cookie = request.cookies.get(cookie_name(request.is_secure))
         if cookie is not None:
             return gw.sessions.authenticate(cookie, method=request.method,
                                             csrf_token=request.headers.get(CSRF_HEADER))
-    return gw.authenticator.authenticate(authorization)
+    return gw.authenticator.authenticate(presented)
 
 
 def register_auth_enforcement(app: Flask) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, request
@@ -11,6 +11,7 @@ from app.api.bodies import read_json_object
 from app.api.chat_doc import chat_completion_doc
 from app.api.spec import SECURED, Blueprint
 from app.chat.service import ChatEvents
+from app.chat.surfaces import CHAT, Surface
 from app.errors import InvalidRequestError
 from app.gateway import gateway
 from app.routing.options import FALLBACKS_HEADER
@@ -39,6 +40,8 @@ class EventStreamResponse(Response):
     def _closed(self) -> None:
         for callback in self._on_close:
             callback()
+
+
 _schema = ChatCompletionRequestSchema()
 
 
@@ -54,20 +57,30 @@ def validate_chat_body(body: dict[str, Any]) -> None:
                                   code="invalid_value")
 
 
-@bp.post("/v1/chat/completions")
-@chat_completion_doc(bp)
-def create_chat_completion() -> Response:
+def serve(surface: Surface, validate: Callable[[dict[str, Any]], None] | None = None
+          ) -> Response:
+    """Run the request's JSON body through the pipeline as ``surface``'s API; its answer.
+
+    ``validate`` checks the body first (the surfaces that translate validate as they do).
+    """
     chat = gateway().chat
     log = g.log
     trace = chat.start(g.principal, request_id=g.request_id, started=log.started)
     log.detail = lambda status, code, duration: chat.finish(trace, status=status,
                                                             error_code=code, duration=duration)
     body = read_json_object()
-    validate_chat_body(body)
+    if validate is not None:
+        validate(body)
     outcome = chat.complete(trace, body, cache_control=request.headers.get("Cache-Control", ""),
-                            fallbacks=request.headers.get(FALLBACKS_HEADER))
+                            fallbacks=request.headers.get(FALLBACKS_HEADER), surface=surface)
     if outcome.events is not None:
         return EventStreamResponse(outcome.events, status=outcome.status,
                                    mimetype=SSE_MIMETYPE, headers=outcome.headers)
     return Response(outcome.body, status=outcome.status, mimetype="application/json",
                     headers=outcome.headers)
+
+
+@bp.post("/v1/chat/completions")
+@chat_completion_doc(bp)
+def create_chat_completion() -> Response:
+    return serve(CHAT, validate_chat_body)

@@ -32,6 +32,7 @@ UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset", "console.page",
                           "console.static"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
+MESSAGES_EXAMPLE = "MessagesHello"
 _DOC_KEY = "neuroroute.openapi"
 
 
@@ -59,6 +60,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.example(CHAT_STREAM_EXAMPLE, {
         "summary": "The same, streamed (server-sent events)",
         "value": {**hello, "stream": True, "stream_options": {"include_usage": True}}})
+    api.spec.components.example(MESSAGES_EXAMPLE, {
+        "summary": f"Say hello to {model} (Messages API)",
+        "value": {"model": model, "max_tokens": 256, "messages": hello["messages"]}})
     return api
 
 

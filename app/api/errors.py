@@ -1,4 +1,5 @@
-"""The one place where exceptions become HTTP responses: OpenAI's error envelope.
+"""The one place where exceptions become HTTP responses: OpenAI's error envelope (Anthropic's
+on ``/v1/messages``).
 
 ``GatewayError``\\ s render as they are; werkzeug's HTTP exceptions (404 route, 405, 413, ...)
 and flask-limiter's 429 are mapped to the same envelope; anything unexpected is logged with
@@ -11,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 import orjson
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -27,8 +28,10 @@ from app.errors import (
     RateLimitError,
     UnsupportedMediaTypeError,
 )
+from app.surfaces.messages import anthropic_error
 
 log = logging.getLogger(__name__)
+MESSAGES_PREFIX = "/v1/messages"  # Anthropic's API: errors in its shape
 
 _HTTP_EXCEPTION_MAP: dict[int, type[GatewayError]] = {
     400: InvalidRequestError,
@@ -43,10 +46,16 @@ _HTTP_EXCEPTION_MAP: dict[int, type[GatewayError]] = {
 
 
 def error_response(err: GatewayError) -> Response:
-    """Render a GatewayError as OpenAI's error envelope (its code goes to the access line)."""
+    """Render a GatewayError as OpenAI's error envelope (its code goes to the access line),
+    or as Anthropic's on the Messages API (``/v1/messages``), with the status its SDK maps to
+    the matching exception class."""
     g.error_code = err.code
-    resp = Response(orjson.dumps(err.to_dict()), status=err.status,
-                    mimetype="application/json")
+    if request.path.startswith(MESSAGES_PREFIX):
+        status, body = anthropic_error(err)
+        resp = Response(orjson.dumps(body), status=status, mimetype="application/json")
+    else:
+        resp = Response(orjson.dumps(err.to_dict()), status=err.status,
+                        mimetype="application/json")
     for name, value in err.headers.items():
         resp.headers[name] = value
     return resp

@@ -155,9 +155,10 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # untyped libra
     def __init__(self, *args: Any, errors: Iterable[int] = EVERY_OPERATION,
                  secured: bool = False,
                  json_body: Callable[[], dict[str, Any]] | None = None,
-                 **kwargs: Any) -> None:
+                 body_errors: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._errors = tuple(errors)
+        self._body_errors = body_errors  # False: its operations document their own 413/415
         self._secured = secured
         self.ARGUMENTS_PARSER = GatewayParser(json_body)
         self._prepare_doc_cbks.append(self._prepare_common_doc)
@@ -193,7 +194,7 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # untyped libra
         """smorest's ``arguments``; a JSON body also documents 413 and 415."""
         decorator = cast(Callable[[F], F], super().arguments(schema, location=location,
                                                              **kwargs))
-        if location != "json":
+        if location != "json" or not self._body_errors:
             return decorator
 
         def with_body_errors(func: F) -> F:

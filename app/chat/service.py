@@ -25,6 +25,7 @@ from app.auth.service import Principal
 from app.cache import HIT, MISS, Lookup, ResponseCache, replay_as_stream
 from app.chat.accounting import Accounting
 from app.chat.headers import answer_headers, error_headers
+from app.chat.surfaces import CHAT, Surface
 from app.chat.trace import ChatTrace
 from app.errors import GatewayError, ModelNotFoundError
 from app.providers.base import ChatRequest, ChatResult, ChatStream
@@ -58,27 +59,34 @@ class ChatService:
         return ChatTrace(principal, request_id, started or time.perf_counter())
 
     def complete(self, trace: ChatTrace, body: dict[str, Any], *, cache_control: str = "",
-                 fallbacks: str | None = None) -> ChatOutcome:
-        """Serve a validated chat completion body.
+                 fallbacks: str | None = None, surface: Surface = CHAT) -> ChatOutcome:
+        """Serve a validated body of the ``surface``'s API (chat completions by default).
 
         Raises GatewayError (rendered by the HTTP layer) for a model the key may not use or
         that does not exist (404), a limit or budget (429, with the ``x-ratelimit-*``
         headers), and upstream failures before the first byte.
         """
         principal = trace.principal
-        model: str = body["model"]
-        trace.model = model
-        trace.stream = body.get("stream") is True
-        if not principal.may_use(model):
-            raise ModelNotFoundError(model)
+        trace.api = surface.api
+        model = body.get("model")
+        if isinstance(model, str):
+            trace.model = model  # for the access line, should the translation refuse it
         # Gateway-only options (fallbacks off...) leave the body before caching and dispatch.
         body, options = route_options(body, fallbacks)
-        request = trace.request = ChatRequest(body, model, trace.request_id)
+        request = trace.request = surface.request(body, request_id=trace.request_id)
+        model = trace.model = request.model
+        trace.stream = request.stream
+        if not principal.may_use(model):
+            raise ModelNotFoundError(model)
         dispatcher = self.dispatcher
         registry = dispatcher.registry
         plan = dispatcher.plan(request)
-        lookup = self.cache.plan(body, registry.cache_policy(model), key_id=principal.key_id,
-                                 team_id=principal.team_id, cache_control=cache_control)
+        policy = registry.cache_policy(model)
+        if request.stream and not surface.replays_streams:
+            policy = None
+        lookup = self.cache.plan(request.body, policy, key_id=principal.key_id,
+                                 team_id=principal.team_id, cache_control=cache_control,
+                                 api=surface.api)
         breaker_keys = dispatcher.breaker.prefetch_keys(plan.candidate_ids)
         try:
             admitted = trace.admitted = self.admission.admit(
@@ -93,7 +101,7 @@ class ChatService:
                                     was_read=admitted.cache_read)
         trace.cache = lookup.status
         if lookup.status == HIT and lookup.result is not None:
-            return self._cached(trace, request, lookup)
+            return self._cached(trace, request, lookup, surface)
         prefetched = None
         if admitted.breakers is not None:
             prefetched = {dep: admitted.breakers.get(key) for key, dep in breaker_keys.items()}
@@ -109,9 +117,10 @@ class ChatService:
         self._routed(trace, outcome)
         if outcome.stream is not None:
             return ChatOutcome(200, answer_headers(trace, stream=True),
-                               events=ChatEvents(trace, outcome.stream))
-        result = outcome.result
-        assert result is not None
+                               events=ChatEvents(trace, surface.events(request,
+                                                                       outcome.stream)))
+        assert outcome.result is not None
+        result = surface.answer(request, outcome.result)
         trace.usage = result.usage
         trace.cost, trace.price_known = self.accounting.cost(trace.deployment, result.usage)
         if lookup.status == MISS:
@@ -132,7 +141,8 @@ class ChatService:
         trace.route = outcome.route
         trace.auto_route = outcome.decision.header() if outcome.decision else None
 
-    def _cached(self, trace: ChatTrace, request: ChatRequest, lookup: Lookup) -> ChatOutcome:
+    def _cached(self, trace: ChatTrace, request: ChatRequest, lookup: Lookup,
+                surface: Surface) -> ChatOutcome:
         """Answer from the cache: the stored bytes, or a stream replayed from them."""
         result: ChatResult | None = lookup.result
         assert result is not None
@@ -142,7 +152,7 @@ class ChatService:
         if request.stream:
             stream = replay_as_stream(result, include_usage=request.include_usage)
             return ChatOutcome(200, answer_headers(trace, stream=True),
-                               events=ChatEvents(trace, stream))
+                               events=ChatEvents(trace, surface.events(request, stream)))
         trace.usage = result.usage
         return ChatOutcome(200, answer_headers(trace, stream=False), body=result.body)
 

@@ -7,9 +7,7 @@ import time
 from app.admission.service import Admitted
 from app.auth.service import Principal
 from app.errors import GatewayError
-from app.providers.base import ChatRequest, Usage
-
-CHAT_COMPLETIONS = "chat.completions"
+from app.providers.base import CHAT_COMPLETIONS, ChatRequest, Usage
 
 
 class ChatTrace:

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Response, g, jsonify, request
 
+from app.api import credentials
 from app.api.spec import BEARER, SECURED, Blueprint, documented
 from app.auth.service import Principal, bearer_token
 from app.auth.sessions import CSRF_HEADER, ConsoleSession, cookie_name
@@ -64,7 +65,7 @@ def sign_in() -> Response:
             f"The operator console is for admin keys; this key's role is '{principal.role}'.",
             code="insufficient_permissions")
     sessions = gateway().sessions
-    cookie, session = sessions.issue(principal, bearer_token(request.headers["Authorization"]))
+    cookie, session = sessions.issue(principal, bearer_token(credentials(request.headers)))
     log.info("console sign-in", extra={"key_id": principal.key_id})
     response = _answer(_signed_in(session, principal))
     secure = request.is_secure

@@ -1,50 +1,45 @@
-"""Anthropic's Messages API behind the OpenAI chat completions interface.
+"""Anthropic's Messages API behind the OpenAI chat completions interface, and relayed as is
+to Messages API clients.
 
-The translation is a set of pure, typed functions (request, response, errors) and one stream
-translator class, in the spirit of LiteLLM's per-provider transformations:
+The translation is a set of pure, typed functions (request, response, errors) and stream
+translators, in the spirit of LiteLLM's per-provider transformations:
 
-* :func:`to_anthropic_request` - OpenAI chat body -> Messages API body
-* :func:`to_openai_completion` - Messages API message -> OpenAI ``chat.completion``
-* :class:`AnthropicStreamTranslator` - Messages API events -> OpenAI chunks, one event at a time
-* :func:`anthropic_error` - Anthropic error type/status -> the GatewayError the client sees
+* :func:`to_anthropic_request` - OpenAI chat body -> Messages API body (here)
+* :func:`~app.providers.anthropic_answers.to_openai_completion` - Messages API message ->
+  OpenAI ``chat.completion``
+* :class:`~app.providers.anthropic_stream.AnthropicStreamTranslator` - Messages API events ->
+  OpenAI chunks, one event at a time
+* :func:`~app.providers.anthropic_answers.anthropic_error` - Anthropic error type/status ->
+  the GatewayError the client sees
 
 Fields of the OpenAI request that Anthropic has no equivalent for (penalties, seed, logprobs,
 ...) are dropped: the Messages API rejects unknown fields, so they cannot pass through.
+
+A Messages API client's request (``/v1/messages``) is sent as the client wrote it, with the
+deployment's model name, and its answer or stream relayed byte for byte
+(:class:`~app.providers.anthropic_stream.MessagesPassThrough` reads usage on the way).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 import orjson
 
-from app.errors import GatewayError, InvalidRequestError, RateLimitError, UpstreamError
-from app.providers.anthropic_format import tool_call
-from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
-from app.providers.relay import HTTPProvider, StreamTranslator
-from app.providers.upstream import (
-    invalid_response,
-    retry_after_headers,
-    upstream_auth_error,
-    upstream_error_from_response,
+from app.errors import GatewayError, InvalidRequestError
+from app.providers.anthropic_answers import (
+    error_from_response,
+    to_openai_completion,
+    usage_dict,
+    usage_of,
 )
-from app.settings import Deployment
-from app.streaming import DONE_EVENT, SSEBuffer, event_data, iter_events, sse_event
+from app.providers.anthropic_stream import AnthropicStreamTranslator, MessagesPassThrough
+from app.providers.base import MESSAGES, ChatRequest, ChatResult, ChatStream
+from app.providers.relay import HTTPProvider, StreamTranslator
+from app.providers.upstream import invalid_response
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-
-FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
 
 JSON_OBJECT_INSTRUCTION = ("Respond with a single valid JSON object and nothing else: no prose, "
                            "no code fences.")
@@ -290,245 +285,6 @@ def to_anthropic_request(body: dict[str, Any], *, model: str,
     return out
 
 
-# --- response ------------------------------------------------------------------------------
-
-def finish_reason(stop_reason: Any) -> str:
-    """Anthropic's ``stop_reason`` as OpenAI's ``finish_reason``."""
-    return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def usage_dict(usage: Any) -> dict[str, Any]:
-    """Anthropic usage -> OpenAI usage.
-
-    Anthropic's ``input_tokens`` excludes cached input; OpenAI's ``prompt_tokens`` includes
-    it, so cache reads and cache writes are added back and cache reads reported as
-    ``prompt_tokens_details.cached_tokens``.
-    """
-    usage = usage if isinstance(usage, dict) else {}
-    cache_read = _int(usage.get("cache_read_input_tokens"))
-    cache_write = _int(usage.get("cache_creation_input_tokens"))
-    prompt = _int(usage.get("input_tokens")) + cache_read + cache_write
-    completion = _int(usage.get("output_tokens"))
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                           "total_tokens": prompt + completion}
-    if "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage:
-        out["prompt_tokens_details"] = {"cached_tokens": cache_read}
-    return out
-
-
-def _usage_of(usage: dict[str, Any]) -> Usage:
-    # usage_dict always builds a well-formed object, so from_openai never returns None here.
-    return Usage.from_openai(usage) or Usage(0, 0, 0)
-
-
-def to_openai_completion(message: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
-    """Translate a Messages API response into an OpenAI ``chat.completion``."""
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for block in message.get("content") or []:
-        if block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
-        elif block.get("type") == "tool_use":
-            calls.append(tool_call(block))
-        # thinking and server-tool blocks have no place in OpenAI's message
-    reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None,
-                             "refusal": None}
-    if calls:
-        reply["tool_calls"] = calls
-    return {
-        "id": str(message.get("id") or f"msg_{uuid.uuid4().hex}"),
-        "object": "chat.completion",
-        "created": created if created is not None else int(time.time()),
-        "model": str(message.get("model") or ""),
-        "choices": [{"index": 0, "message": reply, "logprobs": None,
-                     "finish_reason": finish_reason(message.get("stop_reason"))}],
-        "usage": usage_dict(message.get("usage")),
-    }
-
-
-# --- errors --------------------------------------------------------------------------------
-
-def anthropic_error(error_type: str, message: str, *, status: int | None,
-                    deployment: Deployment, headers: dict[str, str] | None = None
-                    ) -> GatewayError:
-    """An Anthropic error (HTTP answer or stream ``error`` event) as the client's error.
-
-    Credentials problems are the gateway's (502, like the OpenAI relay); overload is a
-    retryable 503 rather than Anthropic's non-standard 529.
-    """
-    relay = headers or {}
-    text = f"Anthropic: {message}"
-    if error_type in ("authentication_error", "permission_error"):
-        return upstream_auth_error(deployment, message)
-    if error_type == "invalid_request_error":
-        return InvalidRequestError(text, code="invalid_request_error")
-    if error_type == "request_too_large":
-        return InvalidRequestError(text, status=413, code="request_too_large")
-    if error_type == "not_found_error":
-        return InvalidRequestError(text, status=404, code="not_found")
-    if error_type == "rate_limit_error":
-        return RateLimitError(text, code="upstream_rate_limited", headers=relay)
-    if error_type == "overloaded_error":
-        return UpstreamError(text, status=503, code="upstream_overloaded", headers=relay)
-    if error_type == "api_error":
-        return UpstreamError(text, status=500, code="upstream_api_error")
-    return UpstreamError(text, status=status if status and status >= 500 else 502,
-                         code="upstream_error")
-
-
-def _error_fields(payload: Any) -> tuple[str, str] | None:
-    """(type, message) of ``{"type": "error", "error": {"type", "message"}}``."""
-    if not isinstance(payload, dict):
-        return None
-    err = payload.get("error")
-    if not isinstance(err, dict) or not isinstance(err.get("type"), str):
-        return None
-    return err["type"], str(err.get("message") or err["type"])
-
-
-def error_from_response(status: int, content: bytes, deployment: Deployment,
-                        headers: Any = None) -> GatewayError:
-    """Map an Anthropic HTTP error answer; bodies of another shape get the generic mapping."""
-    try:
-        fields = _error_fields(orjson.loads(content)) if content else None
-    except orjson.JSONDecodeError:
-        fields = None
-    if fields is None:
-        return upstream_error_from_response(status, content, deployment, headers)
-    relay = retry_after_headers(503 if status == 529 else status, headers)
-    return anthropic_error(fields[0], fields[1], status=status, deployment=deployment,
-                           headers=relay)
-
-
-# --- stream --------------------------------------------------------------------------------
-
-class AnthropicStreamTranslator(StreamTranslator):
-    """Messages API stream events -> OpenAI ``chat.completion.chunk`` events, one at a time.
-
-    Tool calls get OpenAI indexes 0, 1, ... in the order their blocks start, and keep them for
-    every argument delta, whatever Anthropic's block index is and however deltas interleave.
-    """
-
-    def __init__(self, stream: ChatStream, *, deployment: Deployment, include_usage: bool,
-                 created: int | None = None) -> None:
-        super().__init__(stream)
-        self.deployment = deployment
-        self.include_usage = include_usage
-        self.buffer = SSEBuffer()
-        self.id = f"msg_{uuid.uuid4().hex}"
-        self.model = deployment.model
-        self.created = created if created is not None else int(time.time())
-        self.usage: dict[str, Any] = {}  # Anthropic's fields, updated as events report them
-        self.tool_indexes: dict[int, int] = {}  # Anthropic block index -> OpenAI tool index
-
-    def feed(self, chunk: bytes) -> bytes:
-        out = bytearray()
-        for event in iter_events(self.buffer.feed(chunk)):
-            if self.error is not None:
-                break
-            data = event_data(event)
-            if not data:
-                continue  # comments / keep-alives
-            try:
-                payload = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                self.error = invalid_response(self.deployment, "sent an invalid stream event")
-                break
-            try:
-                out += self.translate(payload)
-            except (AttributeError, TypeError, ValueError):
-                # A malformed event must end this stream with an error, not kill the worker.
-                self.error = invalid_response(self.deployment, "sent a malformed stream event")
-                break
-        return bytes(out)
-
-    def translate(self, event: Any) -> bytes:
-        """One Anthropic event -> zero or more OpenAI SSE events (bytes)."""
-        kind = event.get("type")
-        if kind == "message_start":
-            return self._message_start(event.get("message") or {})
-        if kind == "content_block_start":
-            return self._block_start(_int(event.get("index")), event.get("content_block") or {})
-        if kind == "content_block_delta":
-            return self._block_delta(_int(event.get("index")), event.get("delta") or {})
-        if kind == "message_delta":
-            return self._message_delta(event)
-        if kind == "message_stop":
-            return self._message_stop()
-        if kind == "error":
-            fields = _error_fields(event) or ("api_error", "stream error")
-            self.error = anthropic_error(fields[0], fields[1], status=None,
-                                         deployment=self.deployment)
-        # ping, content_block_stop and event types added later carry nothing to translate
-        return b""
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        chunk: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None  # as OpenAI does: only the final usage chunk carries it
-        return sse_event(chunk)
-
-    def _message_start(self, message: dict[str, Any]) -> bytes:
-        if message.get("id"):
-            self.id = str(message["id"])
-        if message.get("model"):
-            self.model = str(message["model"])
-        if isinstance(message.get("usage"), dict):
-            self.usage.update(message["usage"])
-        return self._chunk({"role": "assistant", "content": ""})
-
-    def _block_start(self, index: int, block: dict[str, Any]) -> bytes:
-        if block.get("type") == "text" and block.get("text"):
-            return self._chunk({"content": block["text"]})
-        if block.get("type") != "tool_use":
-            return b""
-        tool_index = self.tool_indexes[index] = len(self.tool_indexes)
-        return self._chunk({"tool_calls": [{
-            "index": tool_index, "id": block.get("id"), "type": "function",
-            "function": {"name": block.get("name"), "arguments": ""}}]})
-
-    def _block_delta(self, index: int, delta: dict[str, Any]) -> bytes:
-        kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return self._chunk({"content": delta["text"]})
-        if kind == "input_json_delta" and delta.get("partial_json") \
-                and index in self.tool_indexes:
-            return self._chunk({"tool_calls": [{
-                "index": self.tool_indexes[index],
-                "function": {"arguments": delta["partial_json"]}}]})
-        return b""  # thinking, signature and citation deltas have no OpenAI equivalent
-
-    def _message_delta(self, event: dict[str, Any]) -> bytes:
-        if isinstance(event.get("usage"), dict):
-            # Counts in message_delta are cumulative: they replace, not add to, earlier ones.
-            self.usage.update({k: v for k, v in event["usage"].items() if v is not None})
-            # Recorded now too: a stream cut after this point still accounts its tokens.
-            self.stream.usage = _usage_of(usage_dict(self.usage))
-        delta = event.get("delta") or {}
-        if "stop_reason" not in delta:
-            return b""
-        return self._chunk({}, finish_reason(delta.get("stop_reason")))
-
-    def _message_stop(self) -> bytes:
-        usage = usage_dict(self.usage)
-        self.stream.usage = _usage_of(usage)
-        self.stream.completed = True
-        out = b""
-        if self.include_usage:
-            out = sse_event({"id": self.id, "object": "chat.completion.chunk",
-                             "created": self.created, "model": self.model, "choices": [],
-                             "usage": usage})
-        return out + DONE_EVENT
-
-
 # --- provider ------------------------------------------------------------------------------
 
 class AnthropicProvider(HTTPProvider):
@@ -553,7 +309,21 @@ class AnthropicProvider(HTTPProvider):
             default_max_tokens=self.deployment.default_max_tokens or DEFAULT_MAX_TOKENS)
         return orjson.dumps(body)
 
+    def speaks(self, api: str) -> bool:
+        return api == MESSAGES  # Messages API clients are relayed as is
+
+    def native_payload(self, request: ChatRequest) -> bytes:
+        """The client's own Messages API body, with the deployment's model name."""
+        body = request.native or {}
+        return orjson.dumps({**body, "model": self.deployment.model})
+
     def complete(self, request: ChatRequest) -> ChatResult:
+        if request.api == MESSAGES:
+            parsed, content, status = self.fetch_json(request, self.native_payload(request))
+            if parsed.get("type") != "message":
+                raise invalid_response(self.deployment, "returned no message")
+            return ChatResult(content, usage_of(usage_dict(parsed.get("usage"))), status,
+                              api=MESSAGES)
         payload = self.payload(request)
         parsed, _, _ = self.fetch_json(request, payload)
         if parsed.get("type") != "message":
@@ -562,9 +332,15 @@ class AnthropicProvider(HTTPProvider):
             completion = to_openai_completion(parsed)
         except (AttributeError, TypeError, ValueError):
             raise invalid_response(self.deployment, "returned a malformed message") from None
-        return ChatResult(orjson.dumps(completion), _usage_of(completion["usage"]))
+        return ChatResult(orjson.dumps(completion), usage_of(completion["usage"]))
 
     def stream(self, request: ChatRequest) -> ChatStream:
+        if request.api == MESSAGES:
+            stream = self.open_stream(
+                request, self.native_payload(request),
+                lambda stream: MessagesPassThrough(stream, deployment=self.deployment))
+            stream.api = MESSAGES
+            return stream
         payload = self.payload(request)
 
         def translator(stream: ChatStream) -> StreamTranslator:

@@ -22,8 +22,21 @@ if TYPE_CHECKING:
     from app.settings import Deployment, Settings
 
 
+# The client APIs (the usage record's ``api``), and the family of deployments each needs: the
+# Messages and Responses APIs are served by every chat deployment, relayed as is where the
+# upstream speaks them (Provider.speaks), translated to and from chat completions elsewhere.
+CHAT_COMPLETIONS = "chat.completions"
+MESSAGES = "messages"
+RESPONSES = "responses"
+EMBEDDINGS = "embeddings"
+COMPLETIONS = "completions"
+FAMILY = {CHAT_COMPLETIONS: "chat", MESSAGES: "chat", RESPONSES: "chat",
+          EMBEDDINGS: "embeddings", COMPLETIONS: "completions"}
+
+
 def _requested_completion(body: dict[str, Any]) -> int | None:
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") \
+        or body.get("max_output_tokens")
     return limit if type(limit) is int and limit > 0 else None
 
 
@@ -41,6 +54,8 @@ class ChatRequest:
     model: str  # the client-facing model name
     request_id: str
     prompt_tokens: int = -1  # the gateway's estimate; computed from the messages when not given
+    api: str = CHAT_COMPLETIONS  # the client's API; ``body`` is then its chat translation
+    native: dict[str, Any] | None = None  # the client's body in its own API (None: chat)
     stream: bool = field(init=False)
     include_usage: bool = field(init=False)
     max_output_tokens: int | None = field(init=False)  # max_completion_tokens or max_tokens
@@ -91,6 +106,7 @@ class ChatResult:
     body: bytes
     usage: Usage | None
     status: int = 200
+    api: str = CHAT_COMPLETIONS  # the API ``body`` is in (a native relay: the client's)
 
 
 class ChatStream:
@@ -104,10 +120,13 @@ class ChatStream:
     per relayed event.
     """
 
-    __slots__ = ("_events", "usage", "completed", "error", "_on_close", "_on_end", "_ended")
+    __slots__ = ("_events", "usage", "completed", "error", "_on_close", "_on_end", "_ended",
+                 "api")
 
-    def __init__(self, events: Iterator[bytes] | None = None) -> None:
+    def __init__(self, events: Iterator[bytes] | None = None, *,
+                 api: str = CHAT_COMPLETIONS) -> None:
         self._events: Iterator[bytes] = events if events is not None else iter(())
+        self.api = api  # the API the events are in (a native relay: the client's)
         self.usage: Usage | None = None
         self.completed = False  # True once the upstream finished the stream properly
         # Set when the stream failed after it began (it then ends with an SSE error event):
@@ -157,6 +176,11 @@ class Provider(ABC):
     def __init__(self, deployment: Deployment, *, settings: Settings) -> None:
         self.deployment = deployment
         self.settings = settings
+
+    def speaks(self, api: str) -> bool:
+        """Whether this upstream takes ``api`` (a :data:`FAMILY` key other than chat) as is:
+        the request's ``native`` body is then relayed, and the answer is in that API."""
+        return False
 
     @abstractmethod
     def complete(self, request: ChatRequest) -> ChatResult:

@@ -28,3 +28,9 @@ DEFAULT_API_BASES: dict[str, str] = {
     "vllm": "http://127.0.0.1:8000/v1",
     "ollama": "http://127.0.0.1:11434/v1",
 }
+
+# What a deployment serves when its entry does not say (``endpoints:``): chat. The mock model
+# answers every family, so ``make run`` shows them all.
+DEFAULT_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "mock": ("chat", "embeddings", "completions"),
+}

@@ -12,7 +12,22 @@ from typing import Any
 
 import orjson
 
-from app.providers.base import ChatRequest, ChatResult, ChatStream, Usage
+from app.providers.base import (
+    COMPLETIONS,
+    EMBEDDINGS,
+    RESPONSES,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    Usage,
+)
+from app.providers.openai_native import (
+    PATHS,
+    ResponsesPassThrough,
+    check_answer,
+    native_payload,
+    native_usage,
+)
 from app.providers.relay import HTTPProvider, StreamTranslator
 from app.providers.upstream import invalid_response
 from app.settings import Deployment
@@ -103,6 +118,15 @@ class OpenAIProvider(HTTPProvider):
     def endpoint(self) -> str:
         return f"{self.deployment.api_base}/chat/completions"
 
+    def endpoint_for(self, api: str) -> str:
+        return f"{self.deployment.api_base}/{PATHS[api]}"
+
+    def speaks(self, api: str) -> bool:
+        """Embeddings and text completions always (when the deployment serves them: see
+        ``endpoints``), the Responses API when the deployment says so."""
+        return api in (EMBEDDINGS, COMPLETIONS) or (api == RESPONSES
+                                                    and self.deployment.responses_api)
+
     def asks_for_usage(self, request: ChatRequest) -> bool:
         """Whether the gateway adds ``include_usage`` the client did not ask for (for exact
         accounting); deployments whose server rejects ``stream_options`` turn it off."""
@@ -120,13 +144,35 @@ class OpenAIProvider(HTTPProvider):
         return orjson.dumps(body)
 
     def complete(self, request: ChatRequest) -> ChatResult:
+        if request.native is not None and self.speaks(request.api):
+            return self._complete_native(request)
         parsed, content, status = self.fetch_json(request, self.payload(request))
         if "choices" not in parsed:
             raise invalid_response(self.deployment, "returned no completion")
         return ChatResult(content, Usage.from_openai(parsed.get("usage")), status)
 
     def stream(self, request: ChatRequest) -> ChatStream:
+        if request.native is not None and self.speaks(request.api):
+            return self._stream_native(request)
         strip = self.asks_for_usage(request)
         return self.open_stream(request, self.payload(request),
                                 lambda stream: PassThrough(stream, deployment=self.deployment,
                                                            strip_usage=strip))
+
+    def _complete_native(self, request: ChatRequest) -> ChatResult:
+        parsed, content, status = self.fetch_json(
+            request, native_payload(request.native, self.deployment))
+        check_answer(request.api, parsed, self.deployment)
+        return ChatResult(content, native_usage(request.api, parsed.get("usage")), status,
+                          api=request.api)
+
+    def _stream_native(self, request: ChatRequest) -> ChatStream:
+        payload = native_payload(request.native, self.deployment)
+        if request.api == RESPONSES:
+            stream = self.open_stream(request, payload, lambda stream: ResponsesPassThrough(
+                stream, deployment=self.deployment))
+        else:  # text completions stream chat's way: data lines, usage chunk, [DONE]
+            stream = self.open_stream(request, payload, lambda stream: PassThrough(
+                stream, deployment=self.deployment))
+        stream.api = request.api
+        return stream

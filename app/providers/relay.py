@@ -21,7 +21,7 @@ from requests.structures import CaseInsensitiveDict
 
 from app.errors import GatewayError, UpstreamError
 from app.providers.auth import Credentials, build_credentials
-from app.providers.base import ChatRequest, ChatStream, Provider
+from app.providers.base import CHAT_COMPLETIONS, ChatRequest, ChatStream, Provider
 from app.providers.chunked import iter_stream
 from app.providers.upstream import (
     USER_AGENT,
@@ -51,6 +51,10 @@ class StreamTranslator(ABC):
     def feed(self, chunk: bytes) -> bytes:
         """Consume upstream bytes; return complete OpenAI events to send (possibly none)."""
 
+    def error_event(self, err: GatewayError) -> bytes:
+        """The event that ends the client's stream with ``err`` (in the client's API)."""
+        return sse_error_event(err)
+
 
 class HTTPProvider(Provider):
     """A provider that sends one HTTP request per chat request to ``endpoint()``."""
@@ -63,6 +67,7 @@ class HTTPProvider(Provider):
         self.timeout = (deployment.connect_timeout or settings.upstream_connect_timeout,
                         deployment.read_timeout or settings.upstream_read_timeout)
         self.url = self.endpoint()
+        self._urls: dict[str, str] = {}  # other APIs' endpoints, see url_for
         self.headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                         **self.protocol_headers()}
         self.credentials = credentials or build_credentials(
@@ -72,6 +77,19 @@ class HTTPProvider(Provider):
     @abstractmethod
     def endpoint(self) -> str:
         """The URL chat requests are POSTed to."""
+
+    def endpoint_for(self, api: str) -> str:
+        """The URL requests of another API this upstream :meth:`speaks` are POSTed to."""
+        raise NotImplementedError(f"{self.kind} does not speak {api}")
+
+    def url_for(self, request: ChatRequest) -> str:
+        """Where ``request`` goes: the chat endpoint, or its own API's when relayed as is."""
+        if request.api == CHAT_COMPLETIONS or not self.speaks(request.api):
+            return self.url
+        url = self._urls.get(request.api)
+        if url is None:
+            url = self._urls[request.api] = self.endpoint_for(request.api)
+        return url
 
     def key_headers(self, key: str) -> dict[str, str]:
         """How this upstream takes a static API key (OpenAI's bearer token by default)."""
@@ -95,11 +113,12 @@ class HTTPProvider(Provider):
         if stream:
             extra["Accept"] = "text/event-stream"
         auth = self.credentials.headers()
-        resp = self._send(payload, auth, extra, stream=stream)
+        url = self.url_for(request)
+        resp = self._send(payload, auth, extra, stream=stream, url=url)
         if resp.status_code == 401 and self.credentials.rejected(auth):
             resp.close()
             auth = self.credentials.headers()
-            resp = self._send(payload, auth, extra, stream=stream)
+            resp = self._send(payload, auth, extra, stream=stream, url=url)
         return resp
 
     def _prepare_template(self) -> requests.PreparedRequest:
@@ -120,7 +139,7 @@ class HTTPProvider(Provider):
         return template
 
     def _send(self, payload: bytes, auth: Mapping[str, str], extra: Mapping[str, str], *,
-              stream: bool) -> requests.Response:
+              stream: bool, url: str) -> requests.Response:
         # The deployment's own headers come after the credentials so that an operator can
         # override anything (e.g. a resource group or a different auth header) per deployment.
         per_call = {**auth, **self.deployment.headers, **extra}
@@ -129,10 +148,10 @@ class HTTPProvider(Provider):
             if session.trust_env or session.cookies:
                 # Proxies/netrc from the environment, or cookies the upstream set: let
                 # requests merge them per call.
-                return session.post(self.url, data=payload, headers={**self.headers, **per_call},
+                return session.post(url, data=payload, headers={**self.headers, **per_call},
                                     timeout=self.timeout, stream=stream)
             prep = requests.PreparedRequest()  # the template's method, URL and headers
-            prep.method, prep.url = "POST", self.url
+            prep.method, prep.url = "POST", url
             prep.headers = CaseInsensitiveDict(self._template_headers)
             prep.headers.update(per_call)
             prep.headers["Content-Length"] = str(len(payload))
@@ -213,29 +232,31 @@ class HTTPProvider(Provider):
                 if block:
                     yield block
                 if events.error is not None:
-                    yield self._failed(events.stream, events.error)
+                    yield from self._failed(events, events.error)
                     return
                 chunk = next(chunks, None)
                 block = None if chunk is None else events.feed(chunk)
             if not events.stream.completed:
-                yield self._failed(events.stream, UpstreamError(
+                yield from self._failed(events, UpstreamError(
                     f"The upstream of deployment '{self.deployment.id}' ended the stream "
                     f"before it was complete.", code="upstream_stream_truncated"))
         except requests.RequestException as exc:
             err = map_request_exception(exc, self.deployment)
             err.message = f"The stream from deployment '{self.deployment.id}' failed: " \
                           f"{err.message}"
-            yield self._failed(events.stream, err)
+            yield from self._failed(events, err)
         finally:
             # Also runs on GeneratorExit (client went away): the upstream is closed at once.
             resp.close()
 
     @staticmethod
-    def _failed(stream: ChatStream, err: GatewayError) -> bytes:
-        """The final event of a stream that failed after it began; the stream keeps the error
-        so that the request is accounted with its code, not as a success."""
-        stream.error = err
-        return sse_error_event(err)
+    def _failed(events: StreamTranslator, err: GatewayError) -> tuple[bytes, ...]:
+        """The final event of a stream that failed after it began (none when the upstream's
+        own error event was relayed); the stream keeps the error so that the request is
+        accounted with its code, not as a success."""
+        events.stream.error = err
+        tail = events.error_event(err)
+        return (tail,) if tail else ()
 
     def close(self) -> None:
         self.session.close()

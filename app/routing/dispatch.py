@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from app.errors import GatewayError, ModelNotFoundError, RateLimitError
-from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider
+from app.errors import GatewayError, InvalidRequestError, ModelNotFoundError, RateLimitError
+from app.providers.base import FAMILY, ChatRequest, ChatResult, ChatStream, Provider
 from app.routing.auto import AutoDecision, AutoRouter
 from app.routing.cooldown import Admission, CircuitBreaker
 from app.routing.options import RouteOptions
@@ -129,6 +129,9 @@ class Dispatcher:
         """Where the request will go first. Raises ModelNotFoundError (404) for an unknown
         model and InvalidRequestError (400) when no auto-routed deployment can serve it."""
         router = self.auto.get(request.model)
+        if router is not None and FAMILY[request.api] != "chat":
+            raise InvalidRequestError(f"The auto router '{request.model}' serves chat only.",
+                                      param="model", code="model_not_supported")
         if router is not None:
             decision = router.decide(request.body, self.registry.providers(),
                                      price=self.registry.price, tokens=request.prompt_tokens)
@@ -138,8 +141,12 @@ class Dispatcher:
             return Plan(first, decision.header(), policy, decision)
         if self.registry.get(request.model) is None:
             raise ModelNotFoundError(request.model)
-        return Plan(self._group_stage(request.model), f"model={request.model}",
-                    self.routing.group(request.model))
+        stage = self._group_stage(request.model, request.api)
+        if not stage.providers:
+            raise InvalidRequestError(f"The model '{request.model}' does not serve "
+                                      f"{FAMILY[request.api]} requests.",
+                                      param="model", code="model_not_supported")
+        return Plan(stage, f"model={request.model}", self.routing.group(request.model))
 
     def chat(self, request: ChatRequest, options: RouteOptions | None = None, *,
              plan: Plan | None = None,
@@ -215,12 +222,15 @@ class Dispatcher:
                                                   if v.state != "closed"),
                            "groups_without_healthy_deployment": unavailable}}
 
-    def _group_stage(self, name: str) -> Stage:
+    def _group_stage(self, name: str, api: str | None = None) -> Stage:
+        """The group's stage; with ``api``, only its deployments that serve that API."""
         group = self.registry.get(name)
         policy = self.routing.group(name)
         retries = policy.retries if policy.retries is not None else self.routing.retry.retries
-        return Stage(name, group.providers if group else (),
-                     policy.strategy or self.routing.strategy, retries)
+        providers: Sequence[Provider] = ()
+        if group is not None:
+            providers = group.providers if api is None else group.serving.get(FAMILY[api], ())
+        return Stage(name, providers, policy.strategy or self.routing.strategy, retries)
 
     def _walk(self, run: _Run, stage: Stage, fallbacks: list[str],
               context_fallbacks: list[str]) -> Outcome:
@@ -243,7 +253,7 @@ class Dispatcher:
             if next_name is None:
                 break
             queue.remove(next_name)
-            stage = self._group_stage(next_name)
+            stage = self._group_stage(next_name, run.request.api)
         return self._last_resort(run, first_end)
 
     def _last_resort(self, run: _Run, end: StageEnd) -> Outcome:

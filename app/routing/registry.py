@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.pricing import Price, PriceTable
 from app.providers.base import Provider
@@ -17,6 +17,11 @@ class ModelGroup:
     providers: tuple[Provider, ...]
     weights: tuple[float, ...]
     owned_by: str
+    # Family (chat, embeddings, completions) -> the deployments that serve it.
+    serving: dict[str, tuple[Provider, ...]] = field(default_factory=dict)
+
+    def serves(self, family: str) -> bool:
+        return bool(self.serving.get(family))
 
     def choose(self, rng: random.Random) -> Provider:
         """Weighted random choice among the group's deployments."""
@@ -40,6 +45,8 @@ class ModelRegistry:
                 weights=tuple(p.deployment.weight for p in members),
                 owned_by=members[0].deployment.provider
                 if len({p.deployment.provider for p in members}) == 1 else "neuroroute",
+                serving={family: tuple(p for p in members if family in p.deployment.endpoints)
+                         for family in {f for p in members for f in p.deployment.endpoints}},
             )
             for name, members in grouped.items()
         }

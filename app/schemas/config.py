@@ -23,6 +23,7 @@ from app.schemas.common import Int64, Text
 
 STRATEGIES = ("weighted", "round-robin", "least-in-flight", "lowest-latency", "cheapest")
 CAPABILITIES = ("vision", "tools", "json")
+ENDPOINT_FAMILIES = ("chat", "embeddings", "completions")
 # The classifier's signals a rule can test (see app/routing/auto.py).
 RULE_SIGNALS = ("code", "math", "reasoning", "analysis", "tools", "images", "json")
 # A cache entry's lifetime: Redis takes expiries up to about 2**63 ms; a year is plenty.
@@ -102,6 +103,10 @@ class DeploymentConfigSchema(Schema):
     capabilities = fields.List(Text(validate=validate.OneOf(CAPABILITIES)),
                                load_default=list)
     tier = Text(validate=validate.Length(min=1, max=64))
+    # What it serves (default: chat; the mock model serves all three).
+    endpoints = fields.List(Text(validate=validate.OneOf(ENDPOINT_FAMILIES)),
+                            validate=validate.Length(min=1))
+    responses_api = fields.Boolean()  # openai/azure: relay /v1/responses as is
 
 
 class CooldownConfigSchema(Schema):

@@ -77,6 +77,8 @@ class DeploymentPublicSchema(Schema):
     max_input_tokens = _n(fields.Integer)
     capabilities = fields.List(fields.String(), required=True)
     tier = _n(fields.String)
+    endpoints = fields.List(fields.String(), required=True)
+    responses_api = fields.Boolean(required=True)
 
 
 class RetryPublicSchema(Schema):

@@ -13,12 +13,9 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.errors import GatewayError, InvalidRequestError
-from app.providers.anthropic import (
-    AnthropicStreamTranslator,
-    anthropic_error,
-    to_anthropic_request,
-    to_openai_completion,
-)
+from app.providers.anthropic import to_anthropic_request
+from app.providers.anthropic_answers import anthropic_error, to_openai_completion
+from app.providers.anthropic_stream import AnthropicStreamTranslator
 from app.providers.base import ChatStream
 from app.settings import Deployment
 from tests import anthropic_fixtures as fx

@@ -106,6 +106,14 @@ def test_non_admin_keys_are_refused_at_sign_in(client: FlaskClient) -> None:
     assert sign_in(client, admin["key"])["key_id"] == admin["id"]
 
 
+def test_the_key_may_come_as_x_api_key_like_the_apis(client: FlaskClient) -> None:
+    resp = client.post("/ui/session", headers={"x-api-key": MASTER_KEY})
+    assert resp.status_code == 200 and set_cookie(resp)["name"] == SESSION_COOKIE
+    # A key sent that way is a key: the cookie beside it does not count.
+    assert_envelope(client.get("/admin/keys", headers={"x-api-key": "sk-nr-not-a-key-0000000"}),
+                    401, "invalid_api_key")
+
+
 def test_sign_in_failures_count_toward_the_failed_authentication_limit(
         make_settings: SettingsFactory) -> None:
     client = create_app(make_settings(NEUROROUTE_AUTH_FAILURE_LIMIT="3/minute")).test_client()

@@ -24,7 +24,7 @@ from app.errors import (
     UpstreamHTTPError,
     UpstreamTimeoutError,
 )
-from app.providers.anthropic import to_openai_completion
+from app.providers.anthropic_answers import to_openai_completion
 from app.surfaces.chat_stream import RelayedStreamError
 from app.surfaces.messages import anthropic_error, chat_to_message, stop_reason, tool_use_id
 from app.surfaces.messages_request import messages_to_chat

@@ -1,0 +1,122 @@
+"""The client APIs the pipeline serves, each as a :class:`Surface`: how its body becomes the
+pipeline's request, and how an answer becomes its response.
+
+Every API goes through the same pipeline (admission, routing, relay, accounting): a surface
+only translates at both ends. A request keeps the client's own body (``native``) next to its
+chat translation (``body``); the provider that :meth:`~app.providers.base.Provider.speaks`
+the client's API relays ``native`` as is, every other one gets ``body``. The answer says
+which API it is in (``ChatResult.api``, ``ChatStream.api``), so a surface translates only
+what came back as chat, whichever deployment answered after retries and fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from app.errors import GatewayError
+from app.providers.base import CHAT_COMPLETIONS, MESSAGES, ChatRequest, ChatResult, ChatStream
+from app.surfaces.chat_stream import ChatStreamTranslator
+from app.surfaces.messages import chat_to_message
+from app.surfaces.messages_request import messages_to_chat
+from app.surfaces.messages_stream import MessagesStreamTranslator
+
+
+class Surface:
+    """Chat completions: the pipeline's own API, nothing to translate."""
+
+    api = CHAT_COMPLETIONS
+    # A cached answer can be replayed as this API's stream (the cache stores chat answers
+    # for chat only: a stream request of another API neither reads nor fills the cache).
+    replays_streams = True
+
+    def request(self, body: dict[str, Any], *, request_id: str) -> ChatRequest:
+        """The pipeline's request for a client body (raises InvalidRequestError, 400)."""
+        return ChatRequest(body, body["model"], request_id)
+
+    def answer(self, request: ChatRequest, result: ChatResult) -> ChatResult:
+        """The client's response for a non-stream answer."""
+        return result
+
+    def events(self, request: ChatRequest, stream: ChatStream) -> ChatStream:
+        """The client's stream for an open upstream stream (the same object: its usage,
+        completion and error are what accounting reads)."""
+        return stream
+
+
+class TranslatingSurface(Surface):
+    """An API the pipeline serves through chat completions where the upstream does not
+    speak it."""
+
+    replays_streams = False
+
+    def translate(self, request: ChatRequest, completion: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def translator(self, request: ChatRequest) -> ChatStreamTranslator:
+        raise NotImplementedError
+
+    def answer(self, request: ChatRequest, result: ChatResult) -> ChatResult:
+        if result.api == self.api:
+            return result
+        try:
+            completion = orjson.loads(result.body)
+        except orjson.JSONDecodeError:
+            completion = None  # the translation refuses it as a malformed answer
+        body = orjson.dumps(self.translate(request, completion))
+        return ChatResult(body, result.usage, result.status, api=self.api)
+
+    def events(self, request: ChatRequest, stream: ChatStream) -> ChatStream:
+        if stream.api == self.api:
+            return stream
+        stream.api = self.api
+        return stream.attach(_translated(iter(stream), self.translator(request)))
+
+
+def _translated(chunks: Iterator[bytes], translator: ChatStreamTranslator) -> Iterator[bytes]:
+    """The surface's events for chat events; closing it closes the upstream's at once."""
+    try:
+        for chunk in chunks:
+            out = translator.feed(chunk)
+            if out:
+                yield out
+            if translator.finished:
+                return
+        out = translator.close()
+        if out:
+            yield out
+    except GatewayError as err:
+        yield translator.fail(err)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class MessagesSurface(TranslatingSurface):
+    """Anthropic's Messages API (``/v1/messages``)."""
+
+    api = MESSAGES
+
+    def request(self, body: dict[str, Any], *, request_id: str) -> ChatRequest:
+        chat = messages_to_chat(body)
+        return ChatRequest(chat, chat["model"], request_id, api=MESSAGES, native=body)
+
+    @staticmethod
+    def _stops(request: ChatRequest) -> list[str]:
+        stops = (request.native or {}).get("stop_sequences")
+        return stops if isinstance(stops, list) else []
+
+    def translate(self, request: ChatRequest, completion: Any) -> dict[str, Any]:
+        return chat_to_message(completion, model=request.model,
+                               stop_sequences=self._stops(request))
+
+    def translator(self, request: ChatRequest) -> ChatStreamTranslator:
+        return MessagesStreamTranslator(model=request.model, input_tokens=request.prompt_tokens,
+                                        stop_sequences=self._stops(request))
+
+
+CHAT = Surface()
+MESSAGES_SURFACE = MessagesSurface()
