@@ -312,6 +312,9 @@ class AnthropicProvider(HTTPProvider):
     def speaks(self, api: str) -> bool:
         return api == MESSAGES  # Messages API clients are relayed as is
 
+    def endpoint_for(self, api: str) -> str:
+        return self.url  # the Messages API is this upstream's own
+
     def native_payload(self, request: ChatRequest) -> bytes:
         """The client's own Messages API body, with the deployment's model name."""
         body = request.native or {}
