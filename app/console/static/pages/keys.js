@@ -59,10 +59,18 @@ export function mount(view, ctx) {
       {label: "Last used", cell: (k) => formatTime(k.last_used_at)},
       {label: "Actions", cell: actions, class: "row-actions"},
     ];
+    // Redrawing replaces the buttons: keep keyboard focus on the one that had it.
+    const focused = listArea.contains(document.activeElement)
+      ? document.activeElement.getAttribute("aria-label") : null;
     listArea.replaceChildren(table("API keys", columns,
       keys.map((k) => ({item: k, attrs: {"data-key-id": k.id}})),
       {empty: "No key matches these filters."}));
     more.hidden = !cursor;
+    if (focused) {
+      const again = [...listArea.querySelectorAll("button")]
+        .find((b) => b.getAttribute("aria-label") === focused && !b.disabled);
+      (again || document.getElementById("new-key")).focus();
+    }
   }
 
   function spendCell(k) {
