@@ -112,9 +112,11 @@ export function mount(view, ctx) {
     };
     const series = top.map((g, i) => ({name: g.group, values: valueOn(parts[i])}));
     const dayTotals = valueOn(byDay);
+    const other = dayTotals.some((total, i) =>
+      total - series.reduce((sum, part) => sum + part.values[i], 0) > 1e-12);
     const legend = h("ul", {class: "legend"},
       series.map((part, i) => legendItem(`series-${i}`, part.name)),
-      legendItem("series-other", `other ${dimension}s`));
+      other ? legendItem("series-other", `other ${dimension}s`) : null);
     const columns = h("div", {class: "chart-box", id: "usage-day-chart"});
     perDay.replaceChildren(
       h("h2", {id: "usage-per-day"}, `${m.label} per day`), legend, columns,
