@@ -47,7 +47,7 @@ from app.admission.quota import (
 # charge(key, cost): add ``cost`` at ``now`` to one limit, in the strategy's layout.
 _CHARGE = """
 local function charge(key, cost)
-  if strat == 'm' then
+  if layout == 'm' then
     redis.call('ZADD', key, now, now .. ':' .. member .. ':' .. cost)
     redis.call('INCRBY', key .. ':sum', cost)
     redis.call('PEXPIRE', key, win)
@@ -61,7 +61,7 @@ end
 """
 
 _HEAD = """
-local now, win, strat = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local now, win, layout = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local member = ARGV[4]
 local wid = math.floor(now / win)
 """
@@ -72,7 +72,7 @@ local reserve = ARGV[9]
 local used, resets = {}, {}
 for i = 1, nl do
   local key = KEYS[i]
-  if strat == 'm' then
+  if layout == 'm' then
     local sumkey = key .. ':sum'
     local old = redis.call('ZRANGEBYSCORE', key, '-inf', now - win)
     if #old > 0 then
@@ -87,7 +87,7 @@ for i = 1, nl do
   else
     local current = tonumber(redis.call('GET', key .. ':' .. wid) or '0')
     resets[i] = (wid + 1) * win - now
-    if strat == 's' then
+    if layout == 's' then
       local previous = tonumber(redis.call('GET', key .. ':' .. (wid - 1)) or '0')
       used[i] = math.floor(previous * (win - (now - wid * win)) / win) + current
     else

@@ -11,14 +11,12 @@ what came back as chat, whichever deployment answered after retries and fallback
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from app.errors import GatewayError
 from app.providers.base import CHAT_COMPLETIONS, MESSAGES, ChatRequest, ChatResult, ChatStream
-from app.surfaces.chat_stream import ChatStreamTranslator
+from app.surfaces.chat_stream import ChatStreamTranslator, iter_translated
 from app.surfaces.messages import chat_to_message
 from app.surfaces.messages_request import messages_to_chat
 from app.surfaces.messages_stream import MessagesStreamTranslator
@@ -72,27 +70,7 @@ class TranslatingSurface(Surface):
         if stream.api == self.api:
             return stream
         stream.api = self.api
-        return stream.attach(_translated(iter(stream), self.translator(request)))
-
-
-def _translated(chunks: Iterator[bytes], translator: ChatStreamTranslator) -> Iterator[bytes]:
-    """The surface's events for chat events; closing it closes the upstream's at once."""
-    try:
-        for chunk in chunks:
-            out = translator.feed(chunk)
-            if out:
-                yield out
-            if translator.finished:
-                return
-        out = translator.close()
-        if out:
-            yield out
-    except GatewayError as err:
-        yield translator.fail(err)
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+        return stream.attach(iter_translated(iter(stream), self.translator(request)))
 
 
 class MessagesSurface(TranslatingSurface):

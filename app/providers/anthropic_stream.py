@@ -20,7 +20,7 @@ from app.providers.anthropic_answers import (
     usage_of,
 )
 from app.providers.base import ChatStream
-from app.providers.relay import StreamTranslator
+from app.providers.relay import EventPassThrough, StreamTranslator
 from app.providers.upstream import invalid_response
 from app.settings import Deployment
 from app.streaming import DONE_EVENT, SSEBuffer, event_data, iter_events, sse_event
@@ -163,48 +163,21 @@ def anthropic_error_event(err: GatewayError) -> bytes:
     return b"event: error\ndata: " + orjson.dumps(as_anthropic(err)[1]) + b"\n\n"
 
 
-class MessagesPassThrough(StreamTranslator):
-    """Messages API events relayed as they are to a Messages API client.
-
-    Each event's JSON is checked (never re-serialized); ``message_start`` and
-    ``message_delta`` give the usage, ``message_stop`` completes the stream, and an upstream
-    ``error`` event is relayed, then ends the stream with its error recorded. A malformed event
-    ends the stream with an Anthropic ``error`` event instead of reaching the client.
-    """
+class MessagesPassThrough(EventPassThrough):
+    """Messages API events relayed as they are to a Messages API client: ``message_start``
+    and ``message_delta`` give the usage, ``message_stop`` completes the stream, an upstream
+    ``error`` event is relayed and ends it with its error recorded; a gateway error after
+    the stream began is an Anthropic ``error`` event."""
 
     def __init__(self, stream: ChatStream, *, deployment: Deployment) -> None:
-        super().__init__(stream)
-        self.deployment = deployment
-        self.buffer = SSEBuffer()
+        super().__init__(stream, deployment=deployment)
         self.usage: dict[str, Any] = {}
-        self.relayed_error = False
 
     def error_event(self, err: GatewayError) -> bytes:
         # An upstream error event has been relayed as it was: nothing to add.
         return b"" if self.relayed_error else anthropic_error_event(err)
 
-    def feed(self, chunk: bytes) -> bytes:
-        block = self.buffer.feed(chunk)
-        if not block:
-            return block
-        pos = 0  # where the event being read starts in ``block``
-        for event in block.split(b"\n\n")[:-1]:  # the last piece is the empty tail
-            end = pos + len(event) + 2
-            data = event_data(event) if event else None
-            if data:
-                try:
-                    payload = orjson.loads(data)
-                    self._read(payload if isinstance(payload, dict) else {})
-                except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                    self.error = invalid_response(self.deployment,
-                                                  "sent a malformed stream event")
-                    return block[:pos]
-                if self.error is not None:
-                    return block[:end]  # the upstream's own error event, then the end
-            pos = end
-        return block
-
-    def _read(self, event: dict[str, Any]) -> None:
+    def read(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "message_start":
             message = event.get("message") or {}
@@ -221,4 +194,3 @@ class MessagesPassThrough(StreamTranslator):
             fields = error_fields(event) or ("api_error", "stream error")
             self.error = anthropic_error(fields[0], fields[1], status=None,
                                          deployment=self.deployment)
-            self.relayed_error = True

@@ -15,11 +15,10 @@ from typing import Any
 import orjson
 
 from app.errors import GatewayError, UpstreamError
-from app.providers.base import COMPLETIONS, EMBEDDINGS, RESPONSES, Usage
-from app.providers.relay import StreamTranslator
+from app.providers.base import COMPLETIONS, EMBEDDINGS, RESPONSES, ChatStream, Usage
+from app.providers.relay import EventPassThrough
 from app.providers.upstream import invalid_response
 from app.settings import Deployment
-from app.streaming import SSEBuffer, event_data
 
 # Path under api_base (OpenAI and the OpenAI-compatible servers) of each API.
 PATHS = {EMBEDDINGS: "embeddings", COMPLETIONS: "completions", RESPONSES: "responses"}
@@ -70,44 +69,19 @@ def responses_error_event(err: GatewayError) -> bytes:
          "param": fields.get("param")}) + b"\n\n"
 
 
-class ResponsesPassThrough(StreamTranslator):
+class ResponsesPassThrough(EventPassThrough):
     """Responses API events relayed as they are; ``response.completed`` (or ``incomplete``)
     completes the stream and gives the usage, ``response.failed`` and ``error`` end it with
-    their error. Each event's JSON is checked, never re-serialized. ``response`` holds the
-    final response object (for the store)."""
+    their error. ``response`` holds the final response object (for the store)."""
 
-    def __init__(self, stream: Any, *, deployment: Deployment) -> None:
-        super().__init__(stream)
-        self.deployment = deployment
-        self.buffer = SSEBuffer()
+    def __init__(self, stream: ChatStream, *, deployment: Deployment) -> None:
+        super().__init__(stream, deployment=deployment)
         self.response: dict[str, Any] | None = None
-        self.relayed_error = False
 
     def error_event(self, err: GatewayError) -> bytes:
         return b"" if self.relayed_error else responses_error_event(err)
 
-    def feed(self, chunk: bytes) -> bytes:
-        block = self.buffer.feed(chunk)
-        if not block:
-            return block
-        pos = 0
-        for event in block.split(b"\n\n")[:-1]:
-            end = pos + len(event) + 2
-            data = event_data(event) if event else None
-            if data:
-                try:
-                    payload = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    self.error = invalid_response(self.deployment,
-                                                  "sent a malformed stream event")
-                    return block[:pos]
-                self._read(payload if isinstance(payload, dict) else {})
-                if self.error is not None:
-                    return block[:end]
-            pos = end
-        return block
-
-    def _read(self, event: dict[str, Any]) -> None:
+    def read(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind in ("response.completed", "response.incomplete", "response.failed"):
             response = event.get("response")
@@ -117,16 +91,15 @@ class ResponsesPassThrough(StreamTranslator):
                 if usage is not None:
                     self.stream.usage = usage
             if kind == "response.failed":
-                self._relayed(response.get("error") if isinstance(response, dict) else None)
+                self._failed(response.get("error") if isinstance(response, dict) else None)
             else:
                 self.stream.completed = True
         elif kind == "error":
-            self._relayed(event)
+            self._failed(event)
 
-    def _relayed(self, error: Any) -> None:
+    def _failed(self, error: Any) -> None:
         message = error.get("message") if isinstance(error, dict) else None
         code = error.get("code") if isinstance(error, dict) else None
         self.error = UpstreamError(f"The upstream of deployment '{self.deployment.id}' failed: "
                                    f"{message or 'stream error'}",
                                    code=str(code) if code else "upstream_error")
-        self.relayed_error = True

@@ -32,7 +32,7 @@ from app.providers.upstream import (
     upstream_error_from_response,
 )
 from app.settings import Deployment, Settings
-from app.streaming import sse_error_event
+from app.streaming import SSEBuffer, event_data, sse_error_event
 
 
 class StreamTranslator(ABC):
@@ -54,6 +54,48 @@ class StreamTranslator(ABC):
     def error_event(self, err: GatewayError) -> bytes:
         """The event that ends the client's stream with ``err`` (in the client's API)."""
         return sse_error_event(err)
+
+
+class EventPassThrough(StreamTranslator):
+    """An API's own typed events relayed as they are (Anthropic's, the Responses API's).
+
+    Each complete event's JSON is checked, never re-serialized, and handed to :meth:`read`
+    (which records usage, completion, or ``error``). A malformed event ends the stream before
+    it; an event that set ``error`` is relayed, then the stream ends (``relayed_error``: no
+    error event of the gateway's follows it).
+    """
+
+    def __init__(self, stream: ChatStream, *, deployment: Deployment) -> None:
+        super().__init__(stream)
+        self.deployment = deployment
+        self.buffer = SSEBuffer()
+        self.relayed_error = False
+
+    @abstractmethod
+    def read(self, event: dict[str, Any]) -> None:
+        """Learn from one event (its parsed JSON object)."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        block = self.buffer.feed(chunk)
+        if not block:
+            return block
+        pos = 0  # where the event being read starts in ``block``
+        for event in block.split(b"\n\n")[:-1]:  # the last piece is the empty tail
+            end = pos + len(event) + 2
+            data = event_data(event) if event else None
+            if data:
+                try:
+                    payload = orjson.loads(data)
+                    self.read(payload if isinstance(payload, dict) else {})
+                except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+                    self.error = invalid_response(self.deployment,
+                                                  "sent a malformed stream event")
+                    return block[:pos]
+                if self.error is not None:
+                    self.relayed_error = True
+                    return block[:end]  # the upstream's own error event, then the end
+            pos = end
+        return block
 
 
 class HTTPProvider(Provider):

@@ -296,13 +296,22 @@ class ChatStreamTranslator(ABC):
 
 def iter_translated(chunks: Iterable[bytes], translator: ChatStreamTranslator
                     ) -> Iterator[bytes]:
-    """The surface's stream for a chat stream: what :meth:`feed` returns, then the end."""
-    for chunk in chunks:
-        out = translator.feed(chunk)
+    """The surface's stream for a chat stream: what :meth:`feed` returns, then the end. A
+    GatewayError raised while reading ends it with the surface's error event; closing it
+    closes ``chunks`` at once (the upstream is released when the client goes away)."""
+    try:
+        for chunk in chunks:
+            out = translator.feed(chunk)
+            if out:
+                yield out
+            if translator.finished:
+                return
+        out = translator.close()
         if out:
             yield out
-        if translator.finished:
-            return
-    out = translator.close()
-    if out:
-        yield out
+    except GatewayError as err:
+        yield translator.fail(err)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

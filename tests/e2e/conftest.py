@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.procs import Proc, running, start_mock_upstream
+from tests.procs import Proc, _spawn, _wait_http, free_port, running, start_mock_upstream
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +20,14 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 @pytest.fixture(scope="module")
 def e2e_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def anthropic_upstream(e2e_tmp: Path) -> Iterator[Proc]:
+    """tests/e2e/anthropic_mock.py, an Anthropic Messages API look-alike."""
+    port = free_port()
+    proc = _spawn([sys.executable, "-m", "tests.e2e.anthropic_mock", "--port", str(port)], {},
+                  e2e_tmp / f"anthropic-{port}.log", f"http://127.0.0.1:{port}")
+    with running(proc):
+        _wait_http(proc, "/_stats")
+        yield proc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,9 +16,6 @@ from tests.e2e.anthropic_mock import API_KEY, CLIENT
 from tests.openai_spec import assert_valid
 from tests.procs import (
     Proc,
-    _spawn,
-    _wait_http,
-    free_port,
     running,
     sdk_client,
     start_gateway,
@@ -33,16 +29,6 @@ WEATHER = {"type": "function", "function": {
 TIME = {"type": "function", "function": {
     "name": "get_time", "parameters": {"type": "object",
                                        "properties": {"timezone": {"type": "string"}}}}}
-
-
-@pytest.fixture(scope="module")
-def anthropic_upstream(e2e_tmp: Path) -> Iterator[Proc]:
-    port = free_port()
-    proc = _spawn([sys.executable, "-m", "tests.e2e.anthropic_mock", "--port", str(port)], {},
-                  e2e_tmp / f"anthropic-{port}.log", f"http://127.0.0.1:{port}")
-    with running(proc):
-        _wait_http(proc, "/_stats")
-        yield proc
 
 
 @pytest.fixture(scope="module")

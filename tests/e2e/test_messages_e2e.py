@@ -9,7 +9,6 @@ a tool call when tools are given and the last message is no tool result.
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import requests
 
 from tests.e2e.anthropic_mock import API_KEY
 from tests.e2e.test_faults import access_line, usage_row
-from tests.procs import MASTER_KEY, Proc, _spawn, _wait_http, free_port, running, start_gateway
+from tests.procs import MASTER_KEY, Proc, running, start_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +29,6 @@ WEATHER = {"name": "get_weather", "description": "Weather at a place",
 TIME = {"name": "get_time", "input_schema": {"type": "object",
                                              "properties": {"timezone": {"type": "string"}}}}
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def anthropic_upstream(e2e_tmp: Path) -> Iterator[Proc]:
-    port = free_port()
-    proc = _spawn([sys.executable, "-m", "tests.e2e.anthropic_mock", "--port", str(port)], {},
-                  e2e_tmp / f"anthropic-{port}.log", f"http://127.0.0.1:{port}")
-    with running(proc):
-        _wait_http(proc, "/_stats")
-        yield proc
 
 
 @pytest.fixture(scope="module")

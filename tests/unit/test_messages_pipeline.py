@@ -36,7 +36,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 
 @pytest.fixture
-def mapp(tmp_path: Path, database_url: str) -> Flask:
+def messages_app(tmp_path: Path, database_url: str) -> Flask:
     path = tmp_path / "messages.yaml"
     path.write_text(yaml.safe_dump({"models": MODELS, **ROUTING}))
     return create_app(load_settings({"NEUROROUTE_MASTER_KEY": MASTER_KEY,
@@ -54,22 +54,22 @@ def message(client: FlaskClient, key: str | None = None, **body: Any) -> Any:
         return resp
 
 
-def test_usage_and_cost_are_recorded_as_the_messages_api(mapp: Flask) -> None:
-    client = mapp.test_client()
+def test_usage_and_cost_are_recorded_as_the_messages_api(messages_app: Flask) -> None:
+    client = messages_app.test_client()
     key = new_key(client)
     answer = message(client, key["key"])
     assert answer.status_code == 200 and answer.get_json()["type"] == "message"
     message(client, key["key"], stream=True)
-    flush(mapp)
-    written = rows(mapp)
+    flush(messages_app)
+    written = rows(messages_app)
     assert [(r.api, r.stream, r.completion_tokens) for r in written] == [
         ("messages", False, 5), ("messages", True, 5)]
     assert written[0].cost == pytest.approx(written[0].total_tokens * 1000 / 1e6)
     assert float(answer.headers["x-neuroroute-cost"]) == pytest.approx(written[0].cost)
 
 
-def test_budget_spent_is_a_billing_error(mapp: Flask) -> None:
-    client = mapp.test_client()
+def test_budget_spent_is_a_billing_error(messages_app: Flask) -> None:
+    client = messages_app.test_client()
     key = new_key(client, max_budget=0.0)
     refused = message(client, key["key"])
     assert refused.status_code == 402  # the anthropic SDK's PaymentRequiredError, no retry
@@ -96,8 +96,8 @@ def test_allowlist_and_rate_limit(make_settings: Any) -> None:
     assert limited.headers["x-ratelimit-limit-requests"] == "1"
 
 
-def test_non_stream_answers_are_cached_per_api(mapp: Flask) -> None:
-    client = mapp.test_client()
+def test_non_stream_answers_are_cached_per_api(messages_app: Flask) -> None:
+    client = messages_app.test_client()
     first = message(client, model="cached")
     second = message(client, model="cached")
     assert (first.headers["x-neuroroute-cache"], second.headers["x-neuroroute-cache"]) == (
@@ -113,10 +113,10 @@ def test_non_stream_answers_are_cached_per_api(mapp: Flask) -> None:
 
 
 @responses.activate
-def test_falls_back_from_anthropic_to_a_translated_deployment(mapp: Flask) -> None:
+def test_falls_back_from_anthropic_to_a_translated_deployment(messages_app: Flask) -> None:
     responses.post(f"{ANTHROPIC}/messages", status=529, json={
         "type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    answer = message(mapp.test_client(), model="claude")
+    answer = message(messages_app.test_client(), model="claude")
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.headers["x-neuroroute-deployment"] == "backup#0"
     body = answer.get_json()
@@ -126,23 +126,23 @@ def test_falls_back_from_anthropic_to_a_translated_deployment(mapp: Flask) -> No
 
 
 @responses.activate
-def test_upstream_errors_in_anthropic_shape_without_fallback(mapp: Flask) -> None:
+def test_upstream_errors_in_anthropic_shape_without_fallback(messages_app: Flask) -> None:
     responses.post(f"{ANTHROPIC}/messages", status=400, json={
         "type": "error", "error": {"type": "invalid_request_error", "message": "bad thing"}})
-    answer = message(mapp.test_client(), model="claude")
+    answer = message(messages_app.test_client(), model="claude")
     assert answer.status_code == 400
     assert answer.get_json()["error"]["type"] == "invalid_request_error"
     assert "bad thing" in answer.get_json()["error"]["message"]
 
 
-def test_a_model_that_serves_no_chat_is_refused(mapp: Flask) -> None:
-    refused = message(mapp.test_client(), model="embedder")
+def test_a_model_that_serves_no_chat_is_refused(messages_app: Flask) -> None:
+    refused = message(messages_app.test_client(), model="embedder")
     assert refused.status_code == 400
     assert "does not serve chat" in refused.get_json()["error"]["message"]
 
 
-def test_invalid_bodies_name_the_field(mapp: Flask) -> None:
-    client = mapp.test_client()
+def test_invalid_bodies_name_the_field(messages_app: Flask) -> None:
+    client = messages_app.test_client()
     missing = message(client, max_tokens=None)
     assert missing.status_code == 400 and "max_tokens" in missing.get_json()["error"]["message"]
     hosted = message(client, tools=[{"type": "web_search_20250305", "name": "web_search"}])
