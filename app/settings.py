@@ -276,6 +276,10 @@ class Settings:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     # Browser origins allowed to call the API (CORS); empty: no cross-origin access.
     cors_origins: tuple[str, ...] = ()
+    # Operator console (/ui): the key that signs session cookies (None: derived from the
+    # master key, see app.auth.sessions) and how long a session lasts.
+    secret_key: str | None = field(default=None, repr=False)
+    console_session_ttl: int = 8 * 3600
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -314,6 +318,8 @@ class Settings:
             "models": [d.public_dict() for d in self.deployments],
             "routing": self.routing.public_dict(),
             "cors_origins": list(self.cors_origins),
+            "secret_key": None if self.secret_key is None else "<redacted>",
+            "console_session_ttl": self.console_session_ttl,
         }
 
 
@@ -358,6 +364,15 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
             raise ConfigError(f"NEUROROUTE_CORS_ORIGINS: {origin!r} is not an origin like "
                               "https://app.example.com or http://localhost:3000 (or *)")
     return origins
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    """``NEUROROUTE_SECRET_KEY``: unset, or long enough not to be guessed."""
+    value = env.get("NEUROROUTE_SECRET_KEY") or None
+    if value is not None and len(value) < 32:
+        raise ConfigError("NEUROROUTE_SECRET_KEY: must be at least 32 characters (e.g. "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -669,4 +684,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                              float),
         routing=routing,
         cors_origins=_cors_origins(env),
+        secret_key=_secret_key(env),
+        console_session_ttl=_env_number(env, "NEUROROUTE_CONSOLE_SESSION_TTL", 8 * 3600, int),
     )

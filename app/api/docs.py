@@ -26,8 +26,10 @@ assets = flask.Blueprint("docs_assets", __name__)
 SWAGGER_UI_DIR = SWAGGER_UI_PY_ROOT / "static"
 SWAGGER_UI_FILES = frozenset(("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png",
                               "favicon-16x16.png"))
-# Endpoints that are plumbing (static files of the UI), not part of the API.
-UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
+# Endpoints that are plumbing (static files of the UI, the operator console's pages), not
+# part of the API.
+UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset", "console.page",
+                          "console.static"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
 MESSAGES_EXAMPLE = "MessagesHello"
@@ -48,7 +50,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
                                 "param, code}}`."}})
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
-        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`)"})
+        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`). "
+                       "`/admin/*` also takes the operator console's session cookie "
+                       "(`POST /ui/session`) instead, with `X-CSRF-Token` on every change."})
     # Named in the stream event's contentSchema (a JSON string in `data`), so not found by
     # the schema resolver on its own.
     api.spec.components.schema("ChatCompletionChunk", schema=ChatCompletionChunkSchema)

@@ -153,6 +153,11 @@ class EffectiveConfigSchema(Schema):
                             metadata={"description": "router_settings and group policies"})
     cors_origins = fields.List(fields.String(), required=True,
                                metadata={"description": "NEUROROUTE_CORS_ORIGINS"})
+    secret_key = _n(fields.String, metadata={
+        "description": "NEUROROUTE_SECRET_KEY, redacted when set (null: console sessions are "
+                       "signed with a key derived from the master key)"})
+    console_session_ttl = fields.Integer(required=True, metadata={
+        "description": "seconds an operator console session lasts"})
 
 
 class RoutedDeploymentSchema(Schema):
