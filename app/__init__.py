@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, *,
     from app.api import (
         admin,
         chat,
+        completions,
         docs,
+        embeddings,
         health,
         messages,
         models,
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None, *,
     from app.api.headers import register_browser_headers
     from app.api.limits import AuthFailureLimit
     from app.cli import register_cli
+    from app.console import session as console_session
+    from app.console import views as console
     from app.gateway import build_gateway
     from app.logs import configure_logging
 
@@ -46,10 +50,11 @@ def create_app(settings: Settings | None = None, *,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     api = docs.create_api(app, settings)  # the OpenAPI document, made from the blueprints
-    for blueprint in (chat.bp, messages.bp, responses.bp, models.bp, health.bp, admin.bp,
-                      docs.bp):
+    for blueprint in (chat.bp, messages.bp, responses.bp, embeddings.bp, completions.bp,
+                      models.bp, health.bp, admin.bp, docs.bp, console_session.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.assets)
+    app.register_blueprint(console.bp)  # the operator console's page and files (/ui)
     gw = build_gateway(app, settings, authenticator=authenticator)
     register_browser_headers(app, settings)  # 0. security headers, CORS (preflights end here)
     register_request_hooks(app, gw)  # 1. request id, observation, authentication recorded

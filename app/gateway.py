@@ -25,6 +25,7 @@ from app.admission.redis_quota import RedisQuotaStore
 from app.admission.service import Admission, QuotaConfig
 from app.auth.keys import KeyCache, KeyLookup, KeyRecord, LastUsedTracker
 from app.auth.service import Authenticator
+from app.auth.sessions import ConsoleSessions
 from app.cache import ModelListCache, ResponseCache
 from app.chat.accounting import Accounting
 from app.chat.responses import ResponsesService
@@ -71,6 +72,7 @@ class Gateway:
     recorder: Recorder
     labels: Labels
     prices: PriceTable
+    sessions: ConsoleSessions  # the operator console's session cookies
     key_cache: KeyCache | None = None  # the database-backed authenticator's cache
     # Deployments stored through the admin API, as last loaded (the YAML ones are in settings).
     db_deployments: tuple[Deployment, ...] = ()
@@ -226,7 +228,12 @@ def build_gateway(app: Flask, settings: Settings, *,
     gw = Gateway(settings=settings, db=db, dispatcher=dispatcher, authenticator=authenticator,
                  chat=chat, admission=admission, cache=cache, model_lists=ModelListCache(app),
                  responses=responses, budgets=budgets, sync=sync, recorder=recorder,
-                 labels=labels, prices=prices, key_cache=key_cache)
+                 labels=labels, prices=prices,
+                 sessions=ConsoleSessions(authenticator=authenticator,
+                                          master_key=settings.master_key,
+                                          secret_key=settings.secret_key,
+                                          ttl=settings.console_session_ttl),
+                 key_cache=key_cache)
     # Start with the stored deployments too. A database that is down (or not migrated yet)
     # leaves the YAML models serving; the next successful sync loads the rest.
     sync.refresh()

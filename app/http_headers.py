@@ -51,6 +51,11 @@ SECURITY_HEADERS = {
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+# /ui, the operator console: its own scripts, styles and images, fetch to this origin; no
+# inline script or style, no form posts, no framing.
+CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+               "connect-src 'self'; base-uri 'none'; form-action 'none'; "
+               "frame-ancestors 'none'")
 # Everything else is data: nothing in it may load, run or be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 PREFLIGHT_MAX_AGE_S = 600

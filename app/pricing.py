@@ -61,6 +61,13 @@ DEFAULT_PRICES: dict[str, Price] = {
     "o3": Price(2.00, 8.00, 0.50),
     "o3-mini": Price(1.10, 4.40, 0.55),
     "o4-mini": Price(1.10, 4.40, 0.275),
+    # OpenAI embeddings (billed by input only) and legacy text completions
+    "text-embedding-3-small": Price(0.02, 0.0),
+    "text-embedding-3-large": Price(0.13, 0.0),
+    "text-embedding-ada-002": Price(0.10, 0.0),
+    "gpt-3.5-turbo-instruct": Price(1.50, 2.00),
+    "davinci-002": Price(2.00, 2.00),
+    "babbage-002": Price(0.40, 0.40),
     # Anthropic (cached input = cache reads)
     "claude-3-haiku": Price(0.25, 1.25, 0.03),
     "claude-3-5-haiku": Price(0.80, 4.00, 0.08),

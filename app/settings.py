@@ -279,6 +279,10 @@ class Settings:
     # Days a stored Responses API answer is kept after its conversation was last continued
     # (0: for ever); older ones are purged.
     responses_retention_days: int = 30
+    # Operator console (/ui): the key that signs session cookies (None: derived from the
+    # master key, see app.auth.sessions) and how long a session lasts.
+    secret_key: str | None = field(default=None, repr=False)
+    console_session_ttl: int = 8 * 3600
 
     def public_dict(self) -> dict[str, Any]:
         """The effective configuration with every secret redacted."""
@@ -318,6 +322,8 @@ class Settings:
             "routing": self.routing.public_dict(),
             "cors_origins": list(self.cors_origins),
             "responses_retention_days": self.responses_retention_days,
+            "secret_key": None if self.secret_key is None else "<redacted>",
+            "console_session_ttl": self.console_session_ttl,
         }
 
 
@@ -362,6 +368,15 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
             raise ConfigError(f"NEUROROUTE_CORS_ORIGINS: {origin!r} is not an origin like "
                               "https://app.example.com or http://localhost:3000 (or *)")
     return origins
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    """``NEUROROUTE_SECRET_KEY``: unset, or long enough not to be guessed."""
+    value = env.get("NEUROROUTE_SECRET_KEY") or None
+    if value is not None and len(value) < 32:
+        raise ConfigError("NEUROROUTE_SECRET_KEY: must be at least 32 characters (e.g. "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return value
 
 
 def _flatten_errors(messages: Any, prefix: str = "") -> list[str]:
@@ -675,4 +690,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=_cors_origins(env),
         responses_retention_days=_env_number(env, "NEUROROUTE_RESPONSES_RETENTION_DAYS", 30,
                                              int, allow_zero=True),
+        secret_key=_secret_key(env),
+        console_session_ttl=_env_number(env, "NEUROROUTE_CONSOLE_SESSION_TTL", 8 * 3600, int),
     )

@@ -42,3 +42,22 @@ def estimate_message_tokens(messages: Any) -> int:
 
 def estimate_text_tokens(text: str) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN) if text else 0
+
+
+def estimate_input_tokens(value: Any) -> int:
+    """Estimate the tokens of an embeddings ``input`` or a text completion ``prompt``: a
+    string (or each string of a list) like :func:`estimate_text_tokens`, a token array (or
+    each of a list of them) by its length. There is no per-item framing to add."""
+    if isinstance(value, str):
+        return estimate_text_tokens(value)
+    if not isinstance(value, list):
+        return 0
+    total = 0
+    for item in value:
+        if isinstance(item, str):
+            total += estimate_text_tokens(item)
+        elif isinstance(item, list):
+            total += len(item)
+        else:  # an integer of a single token array
+            total += 1
+    return total

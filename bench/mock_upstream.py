@@ -27,6 +27,10 @@ the answer is a JSON object made from the schema.
 
 ``POST /v1/responses`` is OpenAI's Responses API, stateless (see ``bench/mock_responses.py``).
 
+``POST /v1/embeddings`` answers deterministic vectors (a hash of each input; ``dimensions``,
+default 8; ``encoding_format`` float or base64) and ``POST /v1/completions`` text
+completions (stream too), both with usage; the ``latency_ms`` and ``status`` options apply.
+
 ``GET /_stats`` returns counters (requests, streams started/completed/disconnected, active
 streams, the last request's headers); ``POST /_reset`` zeroes them.
 """
@@ -35,8 +39,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
 import json
+import math
 import os
+import struct
 import time
 import uuid
 from typing import Any
@@ -251,6 +259,99 @@ async def responses(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def _native_body(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON body of an embeddings/completions request (recorded) and its mock options."""
+    STATS["requests"] += 1
+    STATS["last_headers"] = {k.lower(): v for k, v in request.headers.items()}
+    body = json.loads(await request.read())
+    STATS["last_body"] = body
+    opts = body.pop("mock", None) or {}
+    latency = _param(opts, request.headers, "latency_ms", 0.0)
+    if latency:
+        await asyncio.sleep(latency / 1000)
+    return body, opts
+
+
+def _items(value: Any) -> list[Any]:
+    """The separate inputs of ``input``/``prompt``: strings or token arrays."""
+    if isinstance(value, list) and value and isinstance(value[0], str | list):
+        return value
+    return [value if value is not None else ""]
+
+
+def _tokens_of(items: list[Any]) -> int:
+    """About characters / 4 per string (at least 1), a token array by its length."""
+    return sum(len(i) if isinstance(i, list) else max(1, len(i) // 4) for i in items)
+
+
+def _vector(item: Any, dims: int) -> list[float]:
+    """A deterministic unit vector of float32 values from a hash of ``item``."""
+    digest, seed = b"", json.dumps(item).encode()
+    while len(digest) < 4 * dims:
+        digest += hashlib.sha256(seed + len(digest).to_bytes(4, "big")).digest()
+    raw = [int.from_bytes(digest[4 * i:4 * i + 4], "big") / 2**31 - 1.0 for i in range(dims)]
+    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+    return list(struct.unpack(f"<{dims}f", struct.pack(f"<{dims}f", *(v / norm for v in raw))))
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    """OpenAI's embeddings: ``dimensions`` (default 8), ``encoding_format`` float or base64
+    (little-endian float32); the ``status`` option answers with that error."""
+    body, opts = await _native_body(request)
+    status = int(_param(opts, request.headers, "status", 200))
+    if status != 200:
+        return web.json_response(_error_body(status), status=status)
+    items = _items(body.get("input"))
+    dims = int(body.get("dimensions") or 8)
+    data = []
+    for index, item in enumerate(items):
+        vector: Any = _vector(item, dims)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = _tokens_of(items)
+    return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    """OpenAI's legacy text completions, non-stream or SSE (``text_completion`` chunks, the
+    usage chunk with ``stream_options.include_usage``, ``[DONE]``)."""
+    body, opts = await _native_body(request)
+    status = int(_param(opts, request.headers, "status", 200))
+    if status != 200:
+        return web.json_response(_error_body(status), status=status)
+    prompts = _items(body.get("prompt"))
+    tokens, finish = int(_param(opts, request.headers, "tokens", 16)), "stop"
+    limit = body.get("max_tokens")
+    if isinstance(limit, int) and 0 <= limit < tokens:
+        tokens, finish = limit, "length"
+    words = [WORDS[i % len(WORDS)] + (" " if i < tokens - 1 else "") for i in range(tokens)]
+    prompt_tokens = _tokens_of(prompts)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens * len(prompts),
+             "total_tokens": prompt_tokens + tokens * len(prompts)}
+    head = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+            "created": int(time.time()), "model": body.get("model"),
+            "system_fingerprint": "fp_mock_upstream"}
+    if not body.get("stream"):
+        return web.json_response({**head, "usage": usage, "choices": [
+            {"text": "".join(words), "index": i, "logprobs": None, "finish_reason": finish}
+            for i in range(len(prompts))]})
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for i in range(len(prompts)):
+        for text, end in [*((w, None) for w in words), ("", finish)]:
+            choice = {"text": text, "index": i, "logprobs": None, "finish_reason": end}
+            await resp.write(b"data: " + json.dumps({**head, "choices": [choice]}).encode()
+                             + b"\n\n")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        await resp.write(b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode()
+                         + b"\n\n")
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
 async def models(request: web.Request) -> web.Response:
     return web.json_response({"object": "list", "data": [
         {"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}]})
@@ -270,6 +371,8 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/openai/v1/responses", responses)  # Azure OpenAI's v1 API
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/completions", completions)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/_stats", stats)
     app.router.add_post("/_reset", reset)

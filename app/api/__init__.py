@@ -10,7 +10,9 @@ from flask import Flask, Response, g, request
 from werkzeug.datastructures import Headers
 
 from app.api.observe import Observer, RequestLog
-from app.errors import AuthenticationError
+from app.auth.service import Principal
+from app.auth.sessions import CSRF_HEADER, cookie_name
+from app.errors import AuthenticationError, PermissionDeniedError
 from app.gateway import Gateway
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -18,6 +20,12 @@ WORKER_HEADER = "X-NeuroRoute-Worker"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Paths that need a bearer key; everything else (health, docs, openapi) is public.
 PROTECTED_PREFIXES = ("/v1/", "/admin/")
+# The admin API also takes the operator console's session cookie (app.auth.sessions) from
+# requests without an Authorization header.
+SESSION_PREFIX = "/admin/"
+# Console sign-in: the key in the Authorization header, checked (and failures counted by the
+# failed-authentication limit) like any API call's.
+SIGN_IN = ("POST", "/ui/session")
 
 
 def register_request_hooks(app: Flask, gw: Gateway) -> None:
@@ -39,11 +47,12 @@ def register_request_hooks(app: Flask, gw: Gateway) -> None:
         log = g.log = observer.start(RequestLog(
             g.request_id, request.method, request.path,
             request.url_rule.rule if request.url_rule else "unmatched", request.remote_addr))
-        if request.path.startswith(PROTECTED_PREFIXES):
+        if request.path.startswith(PROTECTED_PREFIXES) or (
+                request.method, request.path) == SIGN_IN:
             gw.sync.maybe_refresh()
             try:
-                g.principal = gw.authenticator.authenticate(_credentials(request.headers))
-            except AuthenticationError as err:
+                g.principal = _authenticate(gw)
+            except (AuthenticationError, PermissionDeniedError) as err:  # 403: CSRF token
                 g.auth_error = err
             else:
                 log.key_id = g.principal.key_id
@@ -62,7 +71,7 @@ def register_request_hooks(app: Flask, gw: Gateway) -> None:
         return response
 
 
-def _credentials(headers: Headers) -> str | None:
+def credentials(headers: Headers) -> str | None:
     """The ``Authorization`` header; Anthropic's clients send their key as ``x-api-key``."""
     value = headers.get("Authorization")
     if value is None:
@@ -70,6 +79,18 @@ def _credentials(headers: Headers) -> str | None:
         if key:
             return f"Bearer {key}"
     return value
+
+
+def _authenticate(gw: Gateway) -> Principal:
+    """The key's principal; on /admin/* without one, the console session's, if sent (with
+    the CSRF token checked for a change)."""
+    presented = credentials(request.headers)
+    if presented is None and request.path.startswith(SESSION_PREFIX):
+        cookie = request.cookies.get(cookie_name(request.is_secure))
+        if cookie is not None:
+            return gw.sessions.authenticate(cookie, method=request.method,
+                                            csrf_token=request.headers.get(CSRF_HEADER))
+    return gw.authenticator.authenticate(presented)
 
 
 def register_auth_enforcement(app: Flask) -> None:

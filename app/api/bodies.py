@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import current_app, request
+from marshmallow import Schema
 
 from app.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from app.schemas.common import invalid_request
 
 
 def read_body() -> bytes:
@@ -47,3 +50,15 @@ def read_json_object() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_json")
     return body
+
+
+def validated_by(schema: Schema) -> Callable[[dict[str, Any]], None]:
+    """A check of a JSON body against ``schema``: raises InvalidRequestError (400) with
+    ``param`` naming the first invalid field (e.g. ``input[3]``)."""
+
+    def validate(body: dict[str, Any]) -> None:
+        errors = schema.validate(body)
+        if errors:
+            raise invalid_request(errors)
+
+    return validate

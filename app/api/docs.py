@@ -26,12 +26,17 @@ assets = flask.Blueprint("docs_assets", __name__)
 SWAGGER_UI_DIR = SWAGGER_UI_PY_ROOT / "static"
 SWAGGER_UI_FILES = frozenset(("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png",
                               "favicon-16x16.png"))
-# Endpoints that are plumbing (static files of the UI), not part of the API.
-UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset"))
+# Endpoints that are plumbing (static files of the UI, the operator console's pages), not
+# part of the API.
+UNDOCUMENTED = frozenset(("static", "docs_assets.swagger_asset", "console.page",
+                          "console.static"))
 CHAT_EXAMPLE = "ChatCompletionHello"
 CHAT_STREAM_EXAMPLE = "ChatCompletionHelloStream"
 MESSAGES_EXAMPLE = "MessagesHello"
 RESPONSES_EXAMPLE = "ResponsesHello"
+EMBEDDINGS_EXAMPLE = "EmbeddingsHello"
+COMPLETIONS_EXAMPLE = "CompletionsHello"
+COMPLETIONS_STREAM_EXAMPLE = "CompletionsHelloStream"
 _DOC_KEY = "neuroroute.openapi"
 
 
@@ -46,7 +51,9 @@ def create_api(app: Flask, settings: Settings) -> Api:
                                 "param, code}}`."}})
     api.spec.components.security_scheme(BEARER, {
         "type": "http", "scheme": "bearer",
-        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`)"})
+        "description": "A NeuroRoute key: the master key or a client key (`sk-nr-…`). "
+                       "`/admin/*` also takes the operator console's session cookie "
+                       "(`POST /ui/session`) instead, with `X-CSRF-Token` on every change."})
     # Named in the stream event's contentSchema (a JSON string in `data`), so not found by
     # the schema resolver on its own.
     api.spec.components.schema("ChatCompletionChunk", schema=ChatCompletionChunkSchema)
@@ -63,7 +70,27 @@ def create_api(app: Flask, settings: Settings) -> Api:
     api.spec.components.example(RESPONSES_EXAMPLE, {
         "summary": f"Say hello to {model} (Responses API)",
         "value": {"model": model, "input": "Hello!"}})
+    _relayed_examples(api, settings)
     return api
+
+
+def _relayed_examples(api: Api, settings: Settings) -> None:
+    """Examples of embeddings and text completions, for the first model serving each."""
+    def serving(family: str) -> str:
+        deployments = settings.deployments
+        return next((d.name for d in deployments if family in d.endpoints), deployments[0].name)
+
+    model = serving("embeddings")
+    api.spec.components.example(EMBEDDINGS_EXAMPLE, {
+        "summary": f"Embed two texts with {model}",
+        "value": {"model": model, "input": ["Hello!", "Bonjour !"], "encoding_format": "float"}})
+    model = serving("completions")
+    prompt = {"model": model, "prompt": "Say hello", "max_tokens": 16}
+    api.spec.components.example(COMPLETIONS_EXAMPLE, {
+        "summary": f"Complete a prompt with {model}", "value": prompt})
+    api.spec.components.example(COMPLETIONS_STREAM_EXAMPLE, {
+        "summary": "The same, streamed (server-sent events)",
+        "value": {**prompt, "stream": True, "stream_options": {"include_usage": True}}})
 
 
 @bp.get("/openapi.json")

@@ -10,6 +10,7 @@ from app.api.spec import SECURED, Blueprint, documented
 from app.errors import ModelNotFoundError
 from app.gateway import gateway
 from app.routing.registry import ModelGroup
+from app.schemas.config import ENDPOINT_FAMILIES
 from app.schemas.models import ModelListSchema, ModelSchema
 
 bp = Blueprint("models", __name__, errors=SECURED, secured=True,
@@ -17,12 +18,16 @@ bp = Blueprint("models", __name__, errors=SECURED, secured=True,
 
 
 def model_object(group: ModelGroup, created: int) -> dict[str, Any]:
-    return {"id": group.name, "object": "model", "created": created, "owned_by": group.owned_by}
+    """OpenAI's model object, plus ``neuroroute.endpoints``: the API families (``chat``,
+    ``embeddings``, ``completions``) some deployment of the group serves."""
+    return {"id": group.name, "object": "model", "created": created, "owned_by": group.owned_by,
+            "neuroroute": {"endpoints": [f for f in ENDPOINT_FAMILIES if group.serves(f)]}}
 
 
 def router_object(name: str, created: int) -> dict[str, Any]:
-    """An auto router (e.g. ``auto``) is a model name clients can ask for, too."""
-    return {"id": name, "object": "model", "created": created, "owned_by": "neuroroute"}
+    """An auto router (e.g. ``auto``) is a model name clients can ask for, too (chat only)."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "neuroroute",
+            "neuroroute": {"endpoints": ["chat"]}}
 
 
 @bp.get("/v1/models")

@@ -114,9 +114,19 @@ class Authenticator:
         token = bearer_token(authorization)
         if hmac.compare_digest(token.encode("utf-8"), self._master):
             return MASTER_PRINCIPAL
-        if self._lookup is None or not looks_like_client_key(token):
+        if not looks_like_client_key(token):
             raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
-        record = self._find(hash_key(token))
+        return self.authenticate_digest(hash_key(token))
+
+    def authenticate_digest(self, digest: str) -> Principal:
+        """The principal of the client key whose SHA-256 is ``digest`` (what a console
+        session refers to its key by), checked exactly like the key itself.
+
+        Raises AuthenticationError and ServiceUnavailableError as :meth:`authenticate` does.
+        """
+        if self._lookup is None:
+            raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
+        record = self._find(digest)
         if record is None:
             raise AuthenticationError("Incorrect API key provided.", code="invalid_api_key")
         now = self._now()

@@ -118,7 +118,8 @@ class ChatService:
         if outcome.stream is not None:
             return ChatOutcome(200, answer_headers(trace, stream=True),
                                events=ChatEvents(trace, surface.events(request,
-                                                                       outcome.stream)))
+                                                                       outcome.stream),
+                                                 marker=surface.content_marker))
         assert outcome.result is not None
         result = surface.answer(request, outcome.result)
         trace.usage = result.usage
@@ -152,7 +153,8 @@ class ChatService:
         if request.stream:
             stream = replay_as_stream(result, include_usage=request.include_usage)
             return ChatOutcome(200, answer_headers(trace, stream=True),
-                               events=ChatEvents(trace, surface.events(request, stream)))
+                               events=ChatEvents(trace, surface.events(request, stream),
+                                                 marker=surface.content_marker))
         trace.usage = result.usage
         result = surface.replayed(request, result)
         return ChatOutcome(200, answer_headers(trace, stream=False), body=result.body)
@@ -166,11 +168,13 @@ class ChatEvents:
     the WSGI server as is: each wrapping iterator would be one more frame per relayed event
     and on every idle stream's saved stack)."""
 
-    __slots__ = ("_trace", "_stream", "_events", "_first", "_after")
+    __slots__ = ("_trace", "_stream", "_events", "_first", "_after", "_marker")
 
-    def __init__(self, trace: ChatTrace, stream: ChatStream) -> None:
+    def __init__(self, trace: ChatTrace, stream: ChatStream, *,
+                 marker: bytes = b'"content":') -> None:
         self._trace = trace
         self._stream = stream
+        self._marker = marker  # what marks an event with content (the surface's)
         self._events = iter(stream)
         self._first = True
         self._after: list[Callable[[], None]] = []
@@ -187,7 +191,7 @@ class ChatEvents:
         if self._first:
             self._first = False
             trace.ttft_seconds = time.perf_counter() - trace.started
-        trace.content_events += block.count(b'"content":')
+        trace.content_events += block.count(self._marker)
         return block
 
     def close(self) -> None:

@@ -29,6 +29,9 @@ class Surface:
     # A cached answer can be replayed as this API's stream (the cache stores chat answers
     # for chat only: a stream request of another API neither reads nor fills the cache).
     replays_streams = True
+    # What marks a stream event with content, counted as the token estimate of a stream
+    # whose upstream reports no usage.
+    content_marker = b'"content":'
 
     def request(self, body: dict[str, Any], *, request_id: str) -> ChatRequest:
         """The pipeline's request for a client body (raises InvalidRequestError, 400)."""

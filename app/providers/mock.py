@@ -22,7 +22,16 @@ from typing import Any
 
 import orjson
 
-from app.providers.base import ChatRequest, ChatResult, ChatStream, Provider, Usage
+from app.providers.base import (
+    COMPLETIONS,
+    EMBEDDINGS,
+    ChatRequest,
+    ChatResult,
+    ChatStream,
+    Provider,
+    Usage,
+)
+from app.providers.mock_native import TextCompletion, embeddings_answer
 from app.settings import MockParams
 from app.streaming import DONE_EVENT, sse_event
 
@@ -113,6 +122,15 @@ class MockProvider(Provider):
     def params(self) -> MockParams:
         return self.deployment.mock or MockParams()
 
+    def speaks(self, api: str) -> bool:
+        """Embeddings and text completions, answered in their own API (see mock_native)."""
+        return api in (EMBEDDINGS, COMPLETIONS)
+
+    def _text_completion(self, request: ChatRequest) -> TextCompletion:
+        body = request.native or request.body
+        return TextCompletion(request, self.deployment.model, words=mock_tokens,
+                              budget=completion_budget(body, self.params.tokens))
+
     def _usage(self, request: ChatRequest, completion: int) -> Usage:
         # The mock "upstream" counts prompt tokens the way the gateway estimates them.
         prompt = request.prompt_tokens
@@ -120,6 +138,14 @@ class MockProvider(Provider):
 
     def complete(self, request: ChatRequest) -> ChatResult:
         params = self.params
+        if request.api == EMBEDDINGS:
+            _sleep_ms(params.latency_ms)
+            return embeddings_answer(request, self.deployment.model)
+        if request.api == COMPLETIONS:
+            completion = self._text_completion(request)
+            _sleep_ms(params.latency_ms + params.ttft_ms
+                      + params.interval_ms * max(completion.count - 1, 0))
+            return completion.answer()
         count, finish = completion_budget(request.body, params.tokens)
         _sleep_ms(params.latency_ms + params.ttft_ms + params.interval_ms * (count - 1))
         usage = self._usage(request, count)
@@ -149,6 +175,11 @@ class MockProvider(Provider):
     def stream(self, request: ChatRequest) -> ChatStream:
         params = self.params
         _sleep_ms(params.latency_ms)
+        if request.api == COMPLETIONS:
+            completion = self._text_completion(request)
+            stream = ChatStream(api=COMPLETIONS)
+            stream.usage = completion.usage
+            return stream.attach(completion.events(params, stream, _sleep_ms))
         count, finish = completion_budget(request.body, params.tokens)
         usage = self._usage(request, count)
         stream = ChatStream()

@@ -167,12 +167,14 @@ class OpenAIProvider(HTTPProvider):
                           api=request.api)
 
     def _stream_native(self, request: ChatRequest) -> ChatStream:
-        payload = native_payload(request.native, self.deployment)
         if request.api == RESPONSES:
+            payload = native_payload(request.native, self.deployment)
             stream = self.open_stream(request, payload, lambda stream: ResponsesPassThrough(
                 stream, deployment=self.deployment))
         else:  # text completions stream chat's way: data lines, usage chunk, [DONE]
+            strip = self.asks_for_usage(request)
+            payload = native_payload(request.native, self.deployment, include_usage=strip)
             stream = self.open_stream(request, payload, lambda stream: PassThrough(
-                stream, deployment=self.deployment))
+                stream, deployment=self.deployment, strip_usage=strip))
         stream.api = request.api
         return stream

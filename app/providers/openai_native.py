@@ -48,11 +48,17 @@ def native_usage(api: str, data: Any) -> Usage | None:
     return Usage.from_openai(data)
 
 
-def native_payload(native: dict[str, Any] | None, deployment: Deployment) -> bytes:
-    """The client's own body with the deployment's model name."""
+def native_payload(native: dict[str, Any] | None, deployment: Deployment, *,
+                   include_usage: bool = False) -> bytes:
+    """The client's own body with the deployment's model name; ``include_usage`` adds
+    ``stream_options.include_usage`` (a completions stream the gateway wants usage of)."""
     body = native or {}
     if body.get("model") != deployment.model:
         body = {**body, "model": deployment.model}
+    if include_usage:
+        options = body.get("stream_options")
+        body = {**body, "stream_options": {**(options if isinstance(options, dict) else {}),
+                                           "include_usage": True}}
     return orjson.dumps(body)
 
 

@@ -71,6 +71,7 @@ class AddressCache:
         self.ttl = ttl
         self._answers: dict[tuple[str, int, int], tuple[float, AddressInfo]] = {}
         self._pending: dict[tuple[str, int, int], threading.Event] = {}
+        self._lock = threading.Lock()  # a miss claims its lookup atomically (threads too)
 
     def lookup(self, host: str, port: int, family: int) -> AddressInfo:
         host = host.strip("[]")
@@ -89,16 +90,19 @@ class AddressCache:
             self._answers[key] = (float("inf"), answer)
             return answer
         while True:
-            hit = self._answers.get(key)
-            if hit is not None and hit[0] > time.monotonic():
-                return hit[1]
-            pending = self._pending.get(key)
-            if pending is None:
-                break
+            with self._lock:
+                hit = self._answers.get(key)
+                if hit is not None and hit[0] > time.monotonic():
+                    return hit[1]
+                pending = self._pending.get(key)
+                if pending is None:
+                    self._pending[key] = done = threading.Event()
+                    break
             pending.wait()  # another request is looking it up: share its answer
-            if key not in self._answers:  # that lookup failed: make our own
-                break
-        self._pending[key] = done = threading.Event()
+            hit = self._answers.get(key)
+            if hit is not None:
+                return hit[1]
+            # that lookup failed: make our own
         try:
             looked_up: AddressInfo = list(socket.getaddrinfo(host, port, family,
                                                              socket.SOCK_STREAM))

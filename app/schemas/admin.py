@@ -380,6 +380,8 @@ class UsageQuerySchema(_Request):
     user_id = Text(validate=_ID)
     team_id = Text(validate=_ID)
     model = Text(validate=validate.Length(min=1, max=256))
+    deployment = Text(validate=validate.Length(min=1, max=256), metadata={
+        "description": "The id of the deployment that served the records"})
     start = UtcDateTime(default_timezone=UTC, metadata={
         "description": "ISO 8601; records at or after it"})
     end = UtcDateTime(default_timezone=UTC, metadata={

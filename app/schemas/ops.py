@@ -155,6 +155,11 @@ class EffectiveConfigSchema(Schema):
                                metadata={"description": "NEUROROUTE_CORS_ORIGINS"})
     responses_retention_days = fields.Integer(required=True, metadata={
         "description": "NEUROROUTE_RESPONSES_RETENTION_DAYS (0: kept for ever)"})
+    secret_key = _n(fields.String, metadata={
+        "description": "NEUROROUTE_SECRET_KEY, redacted when set (null: console sessions are "
+                       "signed with a key derived from the master key)"})
+    console_session_ttl = fields.Integer(required=True, metadata={
+        "description": "seconds an operator console session lasts"})
 
 
 class RoutedDeploymentSchema(Schema):

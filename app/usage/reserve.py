@@ -7,7 +7,8 @@ long system prompts, code and non-English text, so the reservation scales it by 
 upstreams actually billed for this model: the ratio of reported to estimated prompt tokens,
 as a moving average per model, never below 1, with a 25% margin, starting at 2 until the
 model has answered. The completion part is the request's ``max_tokens`` when it sets one,
-else twice the model's average completion (1,024 tokens until it has answered). The price is
+else twice the model's average completion (1,024 tokens until it has answered); none for
+embeddings. The price is
 the highest of the deployments the request may be routed to.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.pricing import Price
-from app.providers.base import ChatRequest, Usage
+from app.providers.base import EMBEDDINGS, ChatRequest, Usage
 
 ALPHA = 0.2  # weight of a new observation in the moving averages
 MARGIN = 1.25
@@ -36,6 +37,8 @@ class ReservationEstimator:
         return INITIAL_PROMPT_RATIO if ratio is None else max(1.0, ratio) * MARGIN
 
     def completion_tokens(self, model: str, request: ChatRequest) -> int:
+        if request.api == EMBEDDINGS:
+            return 0  # an embedding is billed by its input only
         if request.max_output_tokens is not None:
             return request.max_output_tokens
         return int(2 * self._completion.get(model, INITIAL_COMPLETION / 2))

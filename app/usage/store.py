@@ -202,7 +202,8 @@ GROUPS = {"day": None, "model": UsageRow.model, "key": UsageRow.key_id,
 
 def _filtered(stmt: Select[Any], filters: dict[str, Any]) -> Select[Any]:
     for name, column in (("key_id", UsageRow.key_id), ("user_id", UsageRow.user_id),
-                         ("team_id", UsageRow.team_id), ("model", UsageRow.model)):
+                         ("team_id", UsageRow.team_id), ("model", UsageRow.model),
+                         ("deployment", UsageRow.deployment)):
         if filters.get(name) is not None:
             stmt = stmt.where(column == filters[name])
     if filters.get("start") is not None:

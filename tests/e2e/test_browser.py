@@ -19,16 +19,12 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import sync_playwright
 
+from tests.e2e.browser import chromium
 from tests.procs import MASTER_KEY, ROOT, Proc, running, start_gateway
-from tests.services import require_binary
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 # The shipped model file's first model (config/neuroroute.yaml), as a new user has it.
 MODELS = [{"name": "mock-gpt", "provider": "mock", "model": "mock-gpt",
            "mock": {"latency_ms": 20, "ttft_ms": 30, "tokens": 24, "interval_ms": 15}}]
@@ -126,15 +122,8 @@ def test_preflight_and_stream_carry_cors_headers(gateway: Proc,
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = require_binary("chromium", "/usr/bin/chromium")
-    with sync_playwright() as playwright:
-        # A fresh temporary profile per launch (Playwright's default user data dir).
-        browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                             args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

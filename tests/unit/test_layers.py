@@ -10,7 +10,8 @@ Floors, bottom up (README "Layout"):
 3. routing, usage, cache, sync, admission, admin: the services of one concern each
 4. chat: the request pipelines that compose them
 5. gateway: the wiring
-6. api, cli, server: HTTP, the command line, the Gunicorn worker
+6. api, console, cli, server: HTTP (the API, the operator console), the command line, the
+   Gunicorn worker
 7. app (create_app)
 
 Function-level and ``TYPE_CHECKING`` imports count too: an import that reaches up a floor,
@@ -36,7 +37,7 @@ FLOORS: dict[str, int] = {
     "app.admin": 3,
     "app.chat": 4,
     "app.gateway": 5,
-    "app.api": 6, "app.cli": 6, "app.server": 6,
+    "app.api": 6, "app.console": 6, "app.cli": 6, "app.server": 6,
     "app": 7,
 }
 
