@@ -8,7 +8,7 @@ T ?= tests
 DEV_MASTER_KEY := sk-neuroroute-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test test-docker lint typecheck fmt bench bench-quick bench-usage clean
+.PHONY: help install run migrate test test-bench test-docker lint typecheck fmt bench bench-quick bench-usage clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +33,10 @@ run: migrate ## Migrate the database, then start Gunicorn (gevent) on 127.0.0.1:
 		$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install ## Run the test suite with branch coverage of app/ (T=path to run a subset)
-	$(BIN)/python -m pytest --cov=app --cov-branch --cov-report=term:skip-covered $(T)
+	$(BIN)/python -m pytest --cov=app --cov-branch --cov-report=term:skip-covered --ignore=tests/bench $(T)
+
+test-bench: install ## The benchmark harness's smoke test (a seconds-long bench run, ~1 min; CI runs it)
+	$(BIN)/python -m pytest --no-cov tests/bench
 
 # The first test builds the images and starts the stack, hence the long per-test timeout.
 test-docker: install ## Build the image, run the compose stack (2 gateways behind nginx) and smoke-test it (needs Docker)
