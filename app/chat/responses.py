@@ -105,16 +105,17 @@ class ResponsesSurface(TranslatingSurface):
                            native=native_body(body, history))
 
     def answer(self, request: ChatRequest, result: ChatResult) -> ChatResult:
-        if result.api == RESPONSES:  # relayed as is: only the state fields are the gateway's
-            response = echoed(orjson.loads(result.body), self._body)
-        else:
-            try:
-                completion = orjson.loads(result.body)
-            except orjson.JSONDecodeError:
-                completion = None  # refused as a malformed answer
-            response = chat_to_response(completion, self._shell)
+        if result.api != RESPONSES:
+            return super().answer(request, result)  # translated (and kept) by translate()
+        # relayed as is: only the state fields are the gateway's
+        response = echoed(orjson.loads(result.body), self._body)
         self.keep(response)
         return ChatResult(orjson.dumps(response), result.usage, result.status, api=RESPONSES)
+
+    def translate(self, request: ChatRequest, completion: Any) -> dict[str, Any]:
+        response = chat_to_response(completion, self._shell)
+        self.keep(response)
+        return response
 
     def replayed(self, request: ChatRequest, result: ChatResult) -> ChatResult:
         """A cached response, as a new response of this request (stored as such)."""

@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.db import responses as repo
 from app.db.engine import Database
@@ -88,40 +90,39 @@ class ResponseStore:
 
     # --- reads -----------------------------------------------------------------------------
 
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A session for a read (or a delete) the request waits for: a database error is 503
+        ``response_store_unavailable``, never a 404."""
+        try:
+            with self.db.session() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            log.warning("response store unavailable", extra={"error": type(exc).__name__})
+            raise unavailable() from None
+
     def history(self, owner: Owner, previous_id: str) -> tuple[list[dict[str, Any]], list[str]]:
         """The conversation before a request that continues ``previous_id`` (its items, oldest
         first) and the ids of its responses. Raises InvalidRequestError (400,
         ``previous_response_not_found``) when one is missing, foreign or expired."""
-        try:
-            with self.db.session() as session:
-                found = repo.chain(session, previous_id, owner=owner, since=self.since(),
-                                   limit=MAX_CHAIN)
-        except SQLAlchemyError as exc:
-            log.warning("response store unavailable", extra={"error": type(exc).__name__})
-            raise unavailable() from None
+        with self._reading() as session:
+            found = repo.chain(session, previous_id, owner=owner, since=self.since(),
+                               limit=MAX_CHAIN)
         items = load_history(previous_id, lambda i: cast(StoredResponse | None, found.get(i)))
         return items, list(found)
 
     def get(self, owner: Owner, response_id: str) -> StoredResponse:
         """A stored response; NotFoundError (404) when the owner cannot see it."""
-        try:
-            with self.db.session() as session:
-                data = repo.get(session, response_id, owner=owner, since=self.since())
-        except SQLAlchemyError as exc:
-            log.warning("response store unavailable", extra={"error": type(exc).__name__})
-            raise unavailable() from None
+        with self._reading() as session:
+            data = repo.get(session, response_id, owner=owner, since=self.since())
         if data is None:
             raise not_found(response_id)
         return cast(StoredResponse, data)
 
     def delete(self, owner: Owner, response_id: str) -> None:
         """Delete a stored response; NotFoundError (404) when the owner cannot see it."""
-        try:
-            with self.db.session() as session:
-                deleted = repo.remove(session, response_id, owner=owner, since=self.since())
-        except SQLAlchemyError as exc:
-            log.warning("response store unavailable", extra={"error": type(exc).__name__})
-            raise unavailable() from None
+        with self._reading() as session:
+            deleted = repo.remove(session, response_id, owner=owner, since=self.since())
         if not deleted:
             raise not_found(response_id)
 

@@ -11,6 +11,7 @@ what came back as chat, whichever deployment answered after retries and fallback
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import orjson
@@ -52,17 +53,19 @@ class Surface:
         return result
 
 
-class TranslatingSurface(Surface):
+class TranslatingSurface(Surface, ABC):
     """An API the pipeline serves through chat completions where the upstream does not
     speak it."""
 
     replays_streams = False
 
+    @abstractmethod
     def translate(self, request: ChatRequest, completion: Any) -> dict[str, Any]:
-        raise NotImplementedError
+        """A chat completion (parsed; None when it was not JSON) as this API's answer."""
 
+    @abstractmethod
     def translator(self, request: ChatRequest) -> ChatStreamTranslator:
-        raise NotImplementedError
+        """The translator of a chat stream into this API's events, for one request."""
 
     def answer(self, request: ChatRequest, result: ChatResult) -> ChatResult:
         if result.api == self.api:
